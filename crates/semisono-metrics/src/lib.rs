@@ -1,0 +1,1 @@
+//! Segmentation and classification metrics (filled in by the metrics work).

@@ -1,0 +1,1 @@
+//! Procedural B-mode phantom generator (filled in by the phantom work).
