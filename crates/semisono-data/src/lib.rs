@@ -1,0 +1,14 @@
+//! Data layer of semisono: image I/O, the dataset directory (manifest.jsonl + PNG images and masks),
+//! importers for public ultrasound layouts, splits and augmentations. No deep-learning framework here,
+//! so this crate builds and tests in seconds.
+
+pub mod dataset;
+pub mod dicom;
+pub mod error;
+pub mod image_io;
+pub mod manifest;
+
+pub use dataset::{Dataset, DatasetWriter, NewEntry};
+pub use error::{DataError, Result};
+pub use image_io::{GrayImage, MaskReport};
+pub use manifest::{DatasetInfo, ManifestEntry};
