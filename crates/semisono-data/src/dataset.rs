@@ -11,6 +11,7 @@ use rayon::prelude::*;
 
 use crate::error::{DataError, Result};
 use crate::image_io::{self, GrayImage, MaskPolicy};
+use crate::staged::StagedDir;
 use crate::manifest::{
     self, read_info, read_manifest, sha256_hex, DatasetInfo, ManifestEntry, INFO_FILE,
     MANIFEST_FILE,
@@ -44,56 +45,29 @@ impl NewEntry {
     }
 }
 
-/// Writes a dataset into a hidden staging directory beside the target and renames it into place on
-/// `finish`. Dropping the writer without `finish` (an error, a panic) removes the staging directory, so
-/// no half-written dataset is ever left behind.
+/// Writes a dataset into a [`StagedDir`] and renames it into place on `finish`. Dropping the writer
+/// without `finish` (an error, a panic) removes the staging directory, so no half-written dataset is
+/// ever left behind.
 pub struct DatasetWriter {
-    target: PathBuf,
-    staging: PathBuf,
+    dir: StagedDir,
     info: DatasetInfo,
     entries: Vec<ManifestEntry>,
     ids: HashSet<String>,
-    overwrite: bool,
-    finished: bool,
 }
 
 impl DatasetWriter {
     /// Starts a dataset at `target`. Fails if `target` exists, unless `overwrite`.
     pub fn create(target: &Path, info: DatasetInfo, overwrite: bool) -> Result<Self> {
-        if target.exists() && !overwrite {
-            return Err(DataError::Invalid(format!(
-                "{} already exists; choose another output directory or pass --overwrite",
-                target.display()
-            )));
-        }
-        let parent = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        std::fs::create_dir_all(&parent).map_err(|e| DataError::io(&parent, e))?;
-        let name = target
-            .file_name()
-            .ok_or_else(|| {
-                DataError::Invalid(format!("{} is not a directory name", target.display()))
-            })?
-            .to_string_lossy()
-            .into_owned();
-        let staging = parent.join(format!(".{name}.partial-{}", std::process::id()));
-        if staging.exists() {
-            std::fs::remove_dir_all(&staging).map_err(|e| DataError::io(&staging, e))?;
-        }
+        let dir = StagedDir::create(target, overwrite)?;
         for sub in ["images", "masks"] {
-            let d = staging.join(sub);
+            let d = dir.path().join(sub);
             std::fs::create_dir_all(&d).map_err(|e| DataError::io(&d, e))?;
         }
         Ok(DatasetWriter {
-            target: target.to_path_buf(),
-            staging,
+            dir,
             info,
             entries: Vec::new(),
             ids: HashSet::new(),
-            overwrite,
-            finished: false,
         })
     }
 
@@ -161,7 +135,7 @@ impl DatasetWriter {
                 )));
             }
         }
-        let staging = &self.staging;
+        let staging = self.dir.path();
         let written: Vec<ManifestEntry> = batch
             .into_par_iter()
             .map(|e| write_entry(staging, e))
@@ -174,30 +148,17 @@ impl DatasetWriter {
     }
 
     /// Writes the manifest and moves the dataset into place. Returns the dataset directory.
-    pub fn finish(mut self) -> Result<PathBuf> {
+    pub fn finish(self) -> Result<PathBuf> {
         if self.entries.is_empty() {
             return Err(DataError::Invalid(format!(
                 "no images were found for {}; check the input path and --format",
-                self.target.display()
+                self.dir.target().display()
             )));
         }
-        manifest::write_manifest(&self.staging.join(MANIFEST_FILE), &self.entries)?;
+        manifest::write_manifest(&self.dir.path().join(MANIFEST_FILE), &self.entries)?;
         let info = serde_json::to_vec_pretty(&self.info).expect("dataset info serialises");
-        manifest::write_atomic(&self.staging.join(INFO_FILE), &info)?;
-        if self.target.exists() && self.overwrite {
-            std::fs::remove_dir_all(&self.target).map_err(|e| DataError::io(&self.target, e))?;
-        }
-        std::fs::rename(&self.staging, &self.target).map_err(|e| DataError::io(&self.target, e))?;
-        self.finished = true;
-        Ok(self.target.clone())
-    }
-}
-
-impl Drop for DatasetWriter {
-    fn drop(&mut self) {
-        if !self.finished {
-            let _ = std::fs::remove_dir_all(&self.staging);
-        }
+        manifest::write_atomic(&self.dir.path().join(INFO_FILE), &info)?;
+        self.dir.commit()
     }
 }
 
