@@ -1,0 +1,233 @@
+//! Speckle field, separable Gaussian PSF and fast dB math (spec C.3, C.4, C.6).
+
+use crate::rng::Rng;
+use std::sync::OnceLock;
+
+/// ln(10) / 20: multiply a dB value by this and exponentiate to get an amplitude ratio.
+pub const DB_TO_NEPER: f32 = std::f32::consts::LN_10 / 20.0;
+
+/// Amplitude ratio 10^(db/20).
+#[inline]
+pub fn db_to_amp(db: f32) -> f32 {
+    fast_exp(db * DB_TO_NEPER)
+}
+
+/// e^x for |x| < ~80, relative error < 2e-7 (range reduction to 2^n · 2^f and a degree-6 polynomial).
+#[inline]
+pub fn fast_exp(x: f32) -> f32 {
+    let x = x.clamp(-87.0, 87.0);
+    let t = x * std::f32::consts::LOG2_E;
+    let n = t.floor();
+    let f = t - n; // [0, 1)
+                   // 2^f on [0,1): Taylor-like minimax polynomial.
+    let p = 1.0
+        + f * (0.693_147_2
+            + f * (0.240_226_5
+                + f * (0.055_504_11
+                    + f * (0.009_618_129 + f * (0.001_333_355 + f * 0.000_154_035_3)))));
+    let bits = ((n as i32 + 127) as u32) << 23;
+    p * f32::from_bits(bits)
+}
+
+fn log2_table() -> &'static [f32; 2049] {
+    static T: OnceLock<Box<[f32; 2049]>> = OnceLock::new();
+    T.get_or_init(|| {
+        let mut t = Box::new([0f32; 2049]);
+        for (i, v) in t.iter_mut().enumerate() {
+            *v = (1.0 + i as f64 / 2048.0).log2() as f32;
+        }
+        t
+    })
+}
+
+/// 10·log10(x) for x > 0 (table on the top 11 mantissa bits with linear interpolation; |err| < 1e-4 dB).
+/// Returns -300 for x <= 0.
+#[inline]
+pub fn fast_db10(x: f32, table: &[f32; 2049]) -> f32 {
+    if x <= 1e-30 {
+        return -300.0;
+    }
+    let bits = x.to_bits();
+    let e = ((bits >> 23) & 0xFF) as i32 - 127;
+    let m = bits & 0x7F_FFFF;
+    let i = (m >> 12) as usize;
+    let frac = (m & 0xFFF) as f32 * (1.0 / 4096.0);
+    let l = table[i] + frac * (table[i + 1] - table[i]);
+    (e as f32 + l) * (10.0 * std::f32::consts::LOG10_2)
+}
+
+/// The shared log2 table for [`fast_db10`].
+pub fn db_table() -> &'static [f32; 2049] {
+    log2_table()
+}
+
+/// Sampled Gaussian with radius ⌈3σ⌉, normalised to unit L2 norm (Σh² = 1).
+pub fn gaussian_kernel(sigma: f64) -> Vec<f32> {
+    let sigma = sigma.max(1e-3);
+    let r = (3.0 * sigma).ceil() as i64;
+    let mut k: Vec<f64> = (-r..=r)
+        .map(|i| (-(i * i) as f64 / (2.0 * sigma * sigma)).exp())
+        .collect();
+    let n = k.iter().map(|v| v * v).sum::<f64>().sqrt();
+    for v in &mut k {
+        *v /= n;
+    }
+    k.into_iter().map(|v| v as f32).collect()
+}
+
+/// Fills the complex scatterer field `re + i·im = amp·(g1 + i g2)/√2 + coh` (coherent part real).
+/// With `speckle == false` the random part is replaced by `amp` (deterministic, for mask tests).
+pub fn fill_field(
+    amp: &[f32],
+    coh: &[f32],
+    rng: &mut Rng,
+    speckle: bool,
+    re: &mut [f32],
+    im: &mut [f32],
+) {
+    let n = amp.len();
+    if !speckle {
+        for i in 0..n {
+            re[i] = amp[i] + coh[i];
+            im[i] = 0.0;
+        }
+        return;
+    }
+    rng.fill_normals(re);
+    rng.fill_normals(im);
+    let s = std::f32::consts::FRAC_1_SQRT_2;
+    for i in 0..n {
+        let a = amp[i] * s;
+        re[i] = re[i] * a + coh[i];
+        im[i] *= a;
+    }
+}
+
+/// Axial pass of a separable PSF: `dst[z] = Σ_k h[k]·src[clamp(z + k - r)]`, whole rows at a time.
+pub fn axial_pass(src: &[f32], dst: &mut [f32], nz: usize, nl: usize, h: &[f32]) {
+    let r = (h.len() / 2) as isize;
+    for z in 0..nz {
+        let out = &mut dst[z * nl..(z + 1) * nl];
+        out.fill(0.0);
+        for (k, &w) in h.iter().enumerate() {
+            let zz = (z as isize + k as isize - r).clamp(0, nz as isize - 1) as usize;
+            let row = &src[zz * nl..(zz + 1) * nl];
+            for (o, &v) in out.iter_mut().zip(row) {
+                *o += w * v;
+            }
+        }
+    }
+}
+
+/// Lateral pass of a separable PSF, in place, with one kernel per row (replicate padding).
+pub fn lateral_pass(
+    buf: &mut [f32],
+    nz: usize,
+    nl: usize,
+    kernels: &[Vec<f32>],
+    row_kernel: &[u16],
+    pad: &mut Vec<f32>,
+) {
+    for z in 0..nz {
+        let h = &kernels[row_kernel[z] as usize];
+        let r = h.len() / 2;
+        let row = &mut buf[z * nl..(z + 1) * nl];
+        pad.clear();
+        pad.resize(nl + 2 * r, 0.0);
+        pad[..r].fill(row[0]);
+        pad[r..r + nl].copy_from_slice(row);
+        pad[r + nl..].fill(row[nl - 1]);
+        row.fill(0.0);
+        for (k, &w) in h.iter().enumerate() {
+            let src = &pad[k..k + nl];
+            for (o, &v) in row.iter_mut().zip(src) {
+                *o += w * v;
+            }
+        }
+    }
+}
+
+/// Depth-dependent lateral PSF kernels: `σl(z) = σl0·√(1 + ((z − z_f)/z_R)²)`, capped at `cap·σl0`,
+/// quantised to 0.05 px so that rows share kernels. Returns (kernels, kernel index per row).
+pub fn lateral_kernels(
+    nz: usize,
+    dz_mm: f64,
+    sigma0: f64,
+    focus_mm: f64,
+    rayleigh_mm: f64,
+    cap: f64,
+) -> (Vec<Vec<f32>>, Vec<u16>) {
+    let mut kernels: Vec<Vec<f32>> = Vec::new();
+    let mut keys: Vec<i64> = Vec::new();
+    let mut row_k = Vec::with_capacity(nz);
+    for iz in 0..nz {
+        let z = (iz as f64 + 0.5) * dz_mm;
+        let s = (sigma0 * (1.0 + ((z - focus_mm) / rayleigh_mm).powi(2)).sqrt()).min(cap * sigma0);
+        let key = (s / 0.05).round() as i64;
+        let k = match keys.iter().position(|&q| q == key) {
+            Some(p) => p,
+            None => {
+                keys.push(key);
+                kernels.push(gaussian_kernel(key as f64 * 0.05));
+                kernels.len() - 1
+            }
+        };
+        row_k.push(k as u16);
+    }
+    (kernels, row_k)
+}
+
+/// 3×3 binomial smoothing (post-log despeckle), in place, replicate borders.
+pub fn binomial3(img: &mut [f32], nz: usize, nl: usize, tmp: &mut Vec<f32>) {
+    tmp.clear();
+    tmp.resize(nz * nl, 0.0);
+    // Lateral [1 2 1]/4.
+    for z in 0..nz {
+        let row = &img[z * nl..(z + 1) * nl];
+        let out = &mut tmp[z * nl..(z + 1) * nl];
+        for l in 0..nl {
+            let a = row[l.saturating_sub(1)];
+            let c = row[(l + 1).min(nl - 1)];
+            out[l] = 0.25 * (a + c) + 0.5 * row[l];
+        }
+    }
+    // Axial [1 2 1]/4.
+    for z in 0..nz {
+        let a = &tmp[z.saturating_sub(1) * nl..(z.saturating_sub(1) + 1) * nl];
+        let b = &tmp[z * nl..(z + 1) * nl];
+        let zc = (z + 1).min(nz - 1);
+        let c = &tmp[zc * nl..(zc + 1) * nl];
+        let out = &mut img[z * nl..(z + 1) * nl];
+        for l in 0..nl {
+            out[l] = 0.25 * (a[l] + c[l]) + 0.5 * b[l];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_math_accuracy() {
+        let t = db_table();
+        for &x in &[1e-6f32, 0.013, 0.5, 1.0, 1.7, 3.3, 1234.5, 9.9e6] {
+            let exact = 10.0 * (x as f64).log10();
+            assert!((fast_db10(x, t) as f64 - exact).abs() < 1e-3, "{x}");
+        }
+        for &x in &[-40.0f32, -3.3, -0.1, 0.0, 0.7, 5.0, 30.0] {
+            let exact = (x as f64).exp();
+            assert!(((fast_exp(x) as f64) - exact).abs() / exact < 1e-6, "{x}");
+        }
+    }
+
+    #[test]
+    fn kernel_unit_l2() {
+        for s in [0.5, 1.0, 2.7, 6.0] {
+            let k = gaussian_kernel(s);
+            let n: f32 = k.iter().map(|v| v * v).sum();
+            assert!((n - 1.0).abs() < 1e-5);
+            assert_eq!(k.len(), 2 * (3.0f64 * s).ceil() as usize + 1);
+        }
+    }
+}
