@@ -7,6 +7,8 @@ pub mod dicom;
 pub mod error;
 pub mod image_io;
 pub mod manifest;
+pub mod rng;
+pub mod split;
 
 pub use dataset::{Dataset, DatasetWriter, NewEntry};
 pub use error::{DataError, Result};
