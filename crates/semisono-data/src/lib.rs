@@ -5,12 +5,16 @@
 pub mod dataset;
 pub mod dicom;
 pub mod error;
+pub mod export;
 pub mod image_io;
+pub mod import;
 pub mod manifest;
 pub mod rng;
 pub mod split;
+pub mod staged;
 
 pub use dataset::{Dataset, DatasetWriter, NewEntry};
 pub use error::{DataError, Result};
 pub use image_io::{GrayImage, MaskReport};
 pub use manifest::{DatasetInfo, ManifestEntry};
+pub use staged::StagedDir;
