@@ -2,6 +2,7 @@
 //! importers for public ultrasound layouts, splits and augmentations. No deep-learning framework here,
 //! so this crate builds and tests in seconds.
 
+pub mod augment;
 pub mod dataset;
 pub mod dicom;
 pub mod error;
