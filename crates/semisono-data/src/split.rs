@@ -61,7 +61,13 @@
 //!
 //! k-fold ([`make_kfold`]): every eligible image is in exactly one fold's `test`; `val` is carved from the
 //! other folds (`val_fraction` of all eligible images; none for `hermes`), and labeled / unlabeled are
-//! drawn from what remains, as above.
+//! drawn from what remains, as above. `test_fraction` is ignored and recorded as `1/k`. Folds are
+//! balanced per stratum (sizes differ by at most one image, or one group). `hermes` k-fold uses the fold
+//! as its test set instead of the 30%.
+//!
+//! The `hermes` protocol differs from the original script in two deliberate ways: it is seeded, and
+//! budgets made with one seed are drawn from one shuffled pool (so a smaller budget is usually a subset
+//! of a larger one), where the script draws each budget independently.
 
 mod check;
 mod make;
