@@ -1,3 +1,67 @@
-fn main() {
-    println!("semisono: under construction");
+//! `semisono`: one subcommand per pipeline stage (synth, import, export, split, eval-masks, ...).
+//!
+//! Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input (see `exit`).
+
+mod cmd_eval_masks;
+mod cmd_import;
+mod cmd_split;
+mod cmd_synth;
+mod exit;
+mod seg_report;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "semisono",
+    version,
+    about = "Semi-supervised ultrasound classification and segmentation",
+    long_about = "Semi-supervised ultrasound classification and segmentation.\n\n\
+        Pipeline: synth/import -> split -> train -> eval/predict -> report.\n\
+        Start with `semisono synth --out data/phantom` and `semisono split --dataset data/phantom`."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Generate the procedural B-mode phantom dataset (exact masks, known labels).
+    Synth(cmd_synth::SynthArgs),
+    /// Import a public dataset layout (BUSI, UDIAT, BUS-BRA, Hermes lists, folders, DICOM).
+    Import(cmd_import::ImportArgs),
+    /// Export a dataset (or a split of it) to another layout (Hermes lists).
+    Export(cmd_import::ExportArgs),
+    /// Split a dataset into labeled / unlabeled / val / test (ratio or count, stratified, k-fold, seeded).
+    Split(cmd_split::SplitArgs),
+    /// Score a folder of predicted masks against ground truth (Dice, IoU, HD95, ASSD, ...).
+    EvalMasks(cmd_eval_masks::EvalMasksArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version to stdout with success, usage errors to stderr with code 2.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let result = match cli.command {
+        Command::Synth(a) => cmd_synth::run(a),
+        Command::Import(a) => cmd_import::run_import(a),
+        Command::Export(a) => cmd_import::run_export(a),
+        Command::Split(a) => cmd_split::run(a),
+        Command::EvalMasks(a) => cmd_eval_masks::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit::code_for(&e))
+        }
+    }
 }
