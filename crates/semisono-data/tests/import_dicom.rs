@@ -206,3 +206,114 @@ fn dicom_import_walks_a_directory_recursively() {
     assert_eq!(ds.entries[0].id, "JPGLosslessP14SV1_1s_1f_8b");
     assert_eq!(ds.entries[0].width, 1024);
 }
+
+/// Writes a native (explicit VR little endian) single-sample DICOM built on the RGB fixture's meta.
+fn synthetic(
+    path: &Path,
+    (w, h, frames): (u16, u16, u16),
+    photometric: &str,
+    pixels: dicom_core::PrimitiveValue,
+    extra: &[(dicom_core::Tag, dicom_core::VR, dicom_core::PrimitiveValue)],
+) {
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+    use dicom_dictionary_std::tags;
+    let mut obj = dicom_object::open_file(fixture(RGB)).unwrap();
+    obj.remove_element(tags::PLANAR_CONFIGURATION);
+    let sixteen = matches!(pixels, PrimitiveValue::U16(_));
+    let bits: u16 = if sixteen { 16 } else { 8 };
+    let us = |tag, v: u16| DataElement::new(tag, VR::US, PrimitiveValue::from(v));
+    obj.put(us(tags::SAMPLES_PER_PIXEL, 1));
+    obj.put(us(tags::ROWS, h));
+    obj.put(us(tags::COLUMNS, w));
+    obj.put(us(tags::BITS_ALLOCATED, bits));
+    obj.put(us(tags::BITS_STORED, bits));
+    obj.put(us(tags::HIGH_BIT, bits - 1));
+    obj.put(DataElement::new(
+        tags::PHOTOMETRIC_INTERPRETATION,
+        VR::CS,
+        PrimitiveValue::from(photometric),
+    ));
+    if frames > 1 {
+        obj.put(DataElement::new(
+            tags::NUMBER_OF_FRAMES,
+            VR::IS,
+            PrimitiveValue::from(frames.to_string()),
+        ));
+    }
+    for (tag, vr, v) in extra {
+        obj.put(DataElement::new(*tag, *vr, v.clone()));
+    }
+    let vr = if sixteen { VR::OW } else { VR::OB };
+    obj.put(DataElement::new(tags::PIXEL_DATA, vr, pixels));
+    obj.write_to_file(path).unwrap();
+}
+
+#[test]
+fn monochrome_windowing_inversion_and_cine() {
+    use dicom_core::{PrimitiveValue, VR};
+    use dicom_dictionary_std::tags;
+    let dir = tempfile::tempdir().unwrap();
+    let opts = DicomOptions::default();
+
+    // MONOCHROME1, 8 bit, no window: kept as stored, then inverted.
+    let p = dir.path().join("m1.dcm");
+    let px: Vec<u8> = (0..8).map(|i| i * 30).collect();
+    synthetic(
+        &p,
+        (4, 2, 1),
+        "MONOCHROME1",
+        PrimitiveValue::from(px.clone()),
+        &[],
+    );
+    let d = load_dicom(&p, &opts).unwrap();
+    let want: Vec<u8> = px.iter().map(|v| 255 - v).collect();
+    assert_eq!(d.image.data, want);
+    assert_eq!(d.meta["intensity"], "as-stored");
+
+    // MONOCHROME2, 16 bit, no window: min-max to 0..255.
+    let p = dir.path().join("m2.dcm");
+    let px: Vec<u16> = vec![1000, 1100, 1200, 3000];
+    synthetic(
+        &p,
+        (2, 2, 1),
+        "MONOCHROME2",
+        PrimitiveValue::U16(px.into()),
+        &[],
+    );
+    let d = load_dicom(&p, &opts).unwrap();
+    assert_eq!(d.image.data, vec![0, 13, 26, 255]);
+    assert_eq!(d.meta["intensity"], "min-max");
+
+    // The same with a VOI window (center 1100, width 201): linear between 1000 and 1200.
+    let p = dir.path().join("win.dcm");
+    let window = [
+        (tags::WINDOW_CENTER, VR::DS, PrimitiveValue::from("1100")),
+        (tags::WINDOW_WIDTH, VR::DS, PrimitiveValue::from("201")),
+    ];
+    let px: Vec<u16> = vec![900, 1000, 1100, 1200];
+    synthetic(
+        &p,
+        (2, 2, 1),
+        "MONOCHROME2",
+        PrimitiveValue::U16(px.into()),
+        &window,
+    );
+    let d = load_dicom(&p, &opts).unwrap();
+    assert_eq!(d.meta["intensity"], "voi-window");
+    assert_eq!(d.image.data[0], 0);
+    assert!(
+        (d.image.data[2] as i32 - 128).abs() <= 1,
+        "{:?}",
+        d.image.data
+    );
+    assert_eq!(d.image.data[3], 255);
+
+    // Cine: two frames, the first is used.
+    let p = dir.path().join("cine.dcm");
+    let mut px = vec![10u8; 6];
+    px.extend([200u8; 6]);
+    synthetic(&p, (3, 2, 2), "MONOCHROME2", PrimitiveValue::from(px), &[]);
+    let d = load_dicom(&p, &opts).unwrap();
+    assert_eq!(d.image.data, vec![10; 6]);
+    assert_eq!(d.meta["frames"], 2);
+}

@@ -9,7 +9,7 @@
 //! Counting: an image is *labeled* when it has a mask or a class label, *unlabeled* when it has
 //! neither (`ImportSummary::labeled` / `unlabeled`); `with_mask` and `with_label` count each part.
 //!
-//! Layouts and options are described per format in the submodules and in docs/formats/import.md.
+//! Layouts and options are described per format in the submodules' docs.
 
 mod busbra;
 mod busi;
@@ -292,8 +292,8 @@ fn run(
 ) -> Result<ImportSummary> {
     if plan.items.is_empty() {
         return Err(DataError::Invalid(format!(
-            "no images found in {} for --format {format}; check the path and the expected layout \
-             (docs/formats/import.md)",
+            "no images found in {} for --format {format}; check the path and that its layout \
+             matches the format",
             input.display()
         )));
     }
