@@ -11,11 +11,11 @@ use rayon::prelude::*;
 
 use crate::error::{DataError, Result};
 use crate::image_io::{self, GrayImage, MaskPolicy};
-use crate::staged::StagedDir;
 use crate::manifest::{
     self, read_info, read_manifest, sha256_hex, DatasetInfo, ManifestEntry, INFO_FILE,
     MANIFEST_FILE,
 };
+use crate::staged::StagedDir;
 
 /// One image to add to a dataset being written.
 #[derive(Clone, Debug)]

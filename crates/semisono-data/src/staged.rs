@@ -61,8 +61,7 @@ impl StagedDir {
         if self.target.exists() && self.overwrite {
             std::fs::remove_dir_all(&self.target).map_err(|e| DataError::io(&self.target, e))?;
         }
-        std::fs::rename(&self.staging, &self.target)
-            .map_err(|e| DataError::io(&self.target, e))?;
+        std::fs::rename(&self.staging, &self.target).map_err(|e| DataError::io(&self.target, e))?;
         self.committed = true;
         Ok(self.target.clone())
     }

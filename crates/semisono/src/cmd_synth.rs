@@ -1,11 +1,13 @@
 //! `semisono synth`: the procedural phantom dataset, written as a dataset directory.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use semisono_data::{DatasetInfo, DatasetWriter, GrayImage, NewEntry};
+use semisono_data::export::{export_hermes, HermesSelection};
+use semisono_data::split::Budget;
+use semisono_data::{Dataset, DatasetInfo, DatasetWriter, GrayImage, NewEntry};
 use semisono_phantom::{PhantomConfig, PhantomSample};
 
 use crate::bad_input;
@@ -45,7 +47,14 @@ pub struct SynthArgs {
     /// Seed: the same seed gives byte-identical images, whatever the thread count.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Replace the output directory if it exists.
+    /// Also write the Hermes list layout (image/, mask/, labeled.txt, unlabeled.txt) to this directory.
+    #[arg(long)]
+    pub hermes: Option<PathBuf>,
+    /// With --hermes: how many images go to labeled.txt, a count ("60") or a ratio ("10%"); the first
+    /// ones by index (the phantom draws every image independently, so they are a random sample).
+    #[arg(long, default_value = "10%", requires = "hermes")]
+    pub hermes_labeled: String,
+    /// Replace the output directories if they exist.
     #[arg(long)]
     pub overwrite: bool,
 }
@@ -126,6 +135,17 @@ fn to_entry(cfg: &PhantomConfig, index: u64, s: PhantomSample) -> NewEntry {
 
 pub fn run(args: SynthArgs) -> Result<()> {
     let cfg = resolve_config(&args)?;
+    let hermes_labeled = hermes_labeled_count(&args)?;
+    if let Some(h) = args
+        .hermes
+        .as_ref()
+        .filter(|h| h.exists() && !args.overwrite)
+    {
+        return Err(bad_input!(
+            "{} already exists; choose another --hermes directory or pass --overwrite",
+            h.display()
+        ));
+    }
     let classes: Vec<String> = semisono_phantom::class_names(&cfg)
         .into_iter()
         .map(String::from)
@@ -173,6 +193,52 @@ pub fn run(args: SynthArgs) -> Result<()> {
         out.display(),
         args.count as f64 / secs.max(1e-9)
     );
+    if let Some(hermes) = &args.hermes {
+        write_hermes_layout(&out, hermes, hermes_labeled, args.overwrite)?;
+    }
     println!("next: semisono split --dataset {}", out.display());
+    Ok(())
+}
+
+/// The number of images `--hermes-labeled` asks for, checked before anything is generated.
+fn hermes_labeled_count(args: &SynthArgs) -> Result<usize> {
+    let n = args.count as usize;
+    let count = match crate::cmd_split::parse_budget(&args.hermes_labeled)? {
+        Budget::Count(c) => c,
+        Budget::Ratio(r) => (r * n as f64).round() as usize,
+    };
+    if count > n {
+        return Err(bad_input!(
+            "--hermes-labeled {}: only {n} images are generated (--count)",
+            args.hermes_labeled
+        ));
+    }
+    Ok(count)
+}
+
+fn write_hermes_layout(
+    dataset: &Path,
+    out: &Path,
+    n_labeled: usize,
+    overwrite: bool,
+) -> Result<()> {
+    let ds = Dataset::open(dataset)?;
+    let ids: Vec<String> = ds.entries.iter().map(|e| e.id.clone()).collect();
+    let (l, u) = ids.split_at(n_labeled);
+    let s = export_hermes(
+        &ds,
+        HermesSelection::Sets {
+            labeled: l,
+            unlabeled: u,
+        },
+        out,
+        overwrite,
+    )?;
+    println!(
+        "wrote the Hermes layout to {}: {} in labeled.txt, {} in unlabeled.txt",
+        s.out.display(),
+        s.labeled,
+        s.unlabeled
+    );
     Ok(())
 }
