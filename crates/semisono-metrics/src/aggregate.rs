@@ -11,9 +11,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::cls::{self, Average, ClsError, ConfusionMatrix, KappaWeights, Label, MultiAverage, PerClass, Prf, Proba};
+use crate::cls::{
+    self, Average, ClsError, ConfusionMatrix, KappaWeights, Label, MultiAverage, PerClass, Prf,
+    Proba,
+};
 use crate::numeric::{np_mean, np_std};
-use crate::seg::{ConfusionCounts, Mask, MaskError, MaskPixel, SegEvaluator, SegImageMetrics, Spacing};
+use crate::seg::{
+    ConfusionCounts, Mask, MaskError, MaskPixel, SegEvaluator, SegImageMetrics, Spacing,
+};
 
 /// One metric shape for both tasks: feed items one at a time, aggregate, reset.
 pub trait Metric {
@@ -144,7 +149,10 @@ pub struct SegMetrics {
 impl SegMetrics {
     /// An empty accumulator whose default spacing is `spacing`.
     pub fn new(spacing: Spacing) -> Self {
-        Self { spacing, ..Self::default() }
+        Self {
+            spacing,
+            ..Self::default()
+        }
     }
 
     /// Adds one pair of masks of any pixel type; returns its metrics.
@@ -154,7 +162,9 @@ impl SegMetrics {
         reference: Mask<'_, U>,
         spacing: Option<Spacing>,
     ) -> Result<&SegImageMetrics, MaskError> {
-        let m = self.evaluator.evaluate(result, reference, spacing.unwrap_or(self.spacing))?;
+        let m = self
+            .evaluator
+            .evaluate(result, reference, spacing.unwrap_or(self.spacing))?;
         self.pooled += m.counts;
         self.images.push(m);
         Ok(self.images.last().expect("just pushed"))
@@ -186,7 +196,8 @@ impl Metric for SegMetrics {
     type Error = MaskError;
 
     fn update(&mut self, item: SegPair<'_>) -> Result<(), MaskError> {
-        self.update_masks(item.result, item.reference, item.spacing).map(|_| ())
+        self.update_masks(item.result, item.reference, item.spacing)
+            .map(|_| ())
     }
 
     fn aggregate(&self) -> SegSummary {
@@ -282,7 +293,13 @@ pub struct ClsMetrics {
 impl ClsMetrics {
     /// An accumulator for `n_classes` classes; `with_proba` if every sample brings probabilities.
     pub fn new(n_classes: usize, with_proba: bool) -> Self {
-        Self { n_classes, y_true: Vec::new(), y_pred: Vec::new(), proba: Vec::new(), with_proba }
+        Self {
+            n_classes,
+            y_true: Vec::new(),
+            y_pred: Vec::new(),
+            proba: Vec::new(),
+            with_proba,
+        }
     }
 
     /// True labels added so far.
@@ -305,16 +322,27 @@ impl Metric for ClsMetrics {
         let k = self.n_classes;
         for label in [s.y_true, s.y_pred] {
             if label >= k {
-                return Err(ClsError::LabelOutOfRange { label, n_classes: k });
+                return Err(ClsError::LabelOutOfRange {
+                    label,
+                    n_classes: k,
+                });
             }
         }
         match (self.with_proba, s.proba) {
             (true, Some(p)) if p.len() == k => self.proba.extend_from_slice(p),
             (false, None) => {}
             (true, Some(p)) => {
-                return Err(ClsError::LengthMismatch { y_true: k, what: "proba", other: p.len() })
+                return Err(ClsError::LengthMismatch {
+                    y_true: k,
+                    what: "proba",
+                    other: p.len(),
+                })
             }
-            _ => return Err(ClsError::BadLabels("probabilities given to an accumulator without scores, or missing")),
+            _ => {
+                return Err(ClsError::BadLabels(
+                    "probabilities given to an accumulator without scores, or missing",
+                ))
+            }
         }
         self.y_true.push(s.y_true);
         self.y_pred.push(s.y_pred);
@@ -325,14 +353,18 @@ impl Metric for ClsMetrics {
         let (t, p) = (&self.y_true[..], &self.y_pred[..]);
         let all: Vec<Label> = (0..self.n_classes).collect();
         let prf = |a| cls::precision_recall_f1(t, p, Some(&all), a);
-        let proba = self.with_proba.then(|| Proba::new(&self.proba, self.n_classes));
+        let proba = self
+            .with_proba
+            .then(|| Proba::new(&self.proba, self.n_classes));
         let multi = self.n_classes > 2;
         let auc = proba.as_ref().map(|pr| {
             let pr = pr.clone()?;
             if multi {
                 cls::roc_auc_ovr(t, pr, MultiAverage::Macro)
             } else {
-                let s: Vec<f64> = (0..pr.n_samples()).map(|i| pr.get(i, self.n_classes - 1)).collect();
+                let s: Vec<f64> = (0..pr.n_samples())
+                    .map(|i| pr.get(i, self.n_classes - 1))
+                    .collect();
                 let pos: Vec<bool> = t.iter().map(|&y| y == self.n_classes - 1).collect();
                 cls::roc_auc_bool(&pos, &s)
             }
@@ -353,7 +385,9 @@ impl Metric for ClsMetrics {
             cohen_kappa: cls::cohen_kappa(t, p, None, KappaWeights::None),
             cohen_kappa_quadratic: cls::cohen_kappa(t, p, None, KappaWeights::Quadratic),
             roc_auc: auc,
-            roc_auc_ovr_weighted: multi_auc(|t, pr| cls::roc_auc_ovr(t, pr, MultiAverage::Weighted)),
+            roc_auc_ovr_weighted: multi_auc(|t, pr| {
+                cls::roc_auc_ovr(t, pr, MultiAverage::Weighted)
+            }),
             roc_auc_ovo: multi_auc(|t, pr| cls::roc_auc_ovo(t, pr, MultiAverage::Macro)),
         }
     }

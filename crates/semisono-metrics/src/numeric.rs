@@ -7,19 +7,13 @@
 
 /// numpy's pairwise-summation block size (`PW_BLOCKSIZE`).
 const PW_BLOCKSIZE: usize = 128;
-/// numpy's default ufunc buffer size: a 1-d reduction is handed to the inner loop in chunks of
-/// at most this many elements, and the chunk sums are accumulated sequentially.
-const NPY_BUFSIZE: usize = 8192;
-
 /// `numpy.add.reduce` over a contiguous 1-d float64 array (`np.sum(x)`), bit for bit.
 ///
-/// Returns `0.0` for an empty slice.
+/// numpy starts from the identity 0.0 and, for a contiguous array that needs no casting (the
+/// reduction iterator grows its inner loop to the whole array), adds one pairwise sum of all
+/// elements. Returns `0.0` for an empty slice.
 pub fn np_sum(x: &[f64]) -> f64 {
-    let mut acc = 0.0;
-    for chunk in x.chunks(NPY_BUFSIZE) {
-        acc += pairwise_sum(chunk);
-    }
-    acc
+    0.0 + pairwise_sum(x)
 }
 
 /// The pairwise summation of numpy's `DOUBLE_add` reduce loop (`@TYPE@_pairwise_sum`).
@@ -146,7 +140,10 @@ mod tests {
         let expect = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])) + a[8];
         assert_eq!(np_sum(&a), expect);
         let sequential: f64 = a.iter().sum();
-        assert_ne!(expect, sequential, "test must distinguish the summation orders");
+        assert_ne!(
+            expect, sequential,
+            "test must distinguish the summation orders"
+        );
     }
 
     #[test]
@@ -185,6 +182,9 @@ mod tests {
     #[test]
     fn weighted_average_zero_weights() {
         assert_eq!(np_weighted_average(&[1.0, 2.0], &[0.0, 0.0]), None);
-        assert_eq!(np_weighted_average(&[1.0, 2.0], &[1.0, 3.0]), Some(7.0 / 4.0));
+        assert_eq!(
+            np_weighted_average(&[1.0, 2.0], &[1.0, 3.0]),
+            Some(7.0 / 4.0)
+        );
     }
 }

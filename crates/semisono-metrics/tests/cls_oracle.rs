@@ -11,29 +11,56 @@ use semisono_metrics::cls::{
 use serde_json::Value;
 
 fn labels_of(v: &Value) -> Vec<Label> {
-    v.as_array().expect("label list").iter().map(|x| x.as_u64().expect("int label") as Label).collect()
+    v.as_array()
+        .expect("label list")
+        .iter()
+        .map(|x| x.as_u64().expect("int label") as Label)
+        .collect()
 }
 
 /// sklearn returned NaN where this crate reports an explicit error (documented convention).
-fn nan_means_undefined(rep: &mut Report, id: &str, what: &str, got: Result<f64, ClsError>, want: &Value, expected_err: ClsError) {
+fn nan_means_undefined(
+    rep: &mut Report,
+    id: &str,
+    what: &str,
+    got: Result<f64, ClsError>,
+    want: &Value,
+    expected_err: ClsError,
+) {
     if want.as_str() == Some("NaN") {
         rep.checked += 1;
         match got {
             Err(e) if e == expected_err => rep.bit_exact += 1,
-            other => rep.fail(id, what, format!("sklearn gives NaN; expected Err({expected_err:?}), got {other:?}")),
+            other => rep.fail(
+                id,
+                what,
+                format!("sklearn gives NaN; expected Err({expected_err:?}), got {other:?}"),
+            ),
         }
     } else {
         rep.value(id, what, got, want);
     }
 }
 
-fn check_matrix(rep: &mut Report, id: &str, what: &str, got: Result<ConfusionMatrix, ClsError>, want: &Value) {
+fn check_matrix(
+    rep: &mut Report,
+    id: &str,
+    what: &str,
+    got: Result<ConfusionMatrix, ClsError>,
+    want: &Value,
+) {
     rep.checked += 1;
     let want: Vec<Vec<u64>> = want
         .as_array()
         .expect("matrix")
         .iter()
-        .map(|r| r.as_array().expect("row").iter().map(|x| x.as_u64().expect("count")).collect())
+        .map(|r| {
+            r.as_array()
+                .expect("row")
+                .iter()
+                .map(|x| x.as_u64().expect("count"))
+                .collect()
+        })
         .collect();
     match got {
         Ok(m) if m.rows() == want => rep.bit_exact += 1,
@@ -41,7 +68,13 @@ fn check_matrix(rep: &mut Report, id: &str, what: &str, got: Result<ConfusionMat
     }
 }
 
-fn check_list(rep: &mut Report, id: &str, what: &str, got: Result<Vec<f64>, ClsError>, want: &Value) {
+fn check_list(
+    rep: &mut Report,
+    id: &str,
+    what: &str,
+    got: Result<Vec<f64>, ClsError>,
+    want: &Value,
+) {
     match got {
         Ok(v) => rep.nums(id, what, &v, want),
         Err(e) => rep.fail(id, what, format!("unexpected error {e:?}")),
@@ -59,9 +92,9 @@ fn cls_metrics_match_sklearn() {
         let k = case["n_classes"].as_u64().expect("n_classes") as usize;
         let all: Vec<Label> = (0..k).collect();
         let m = case["metrics"].as_object().expect("metrics");
-        let mut seen: BTreeSet<&str> = BTreeSet::new();
-        let mut get = |key: &'static str| -> Option<&Value> {
-            seen.insert(key);
+        let mut seen: BTreeSet<String> = BTreeSet::new();
+        let mut get = |key: &str| -> Option<&Value> {
+            seen.insert(key.to_string());
             m.get(key)
         };
         // Present in both tasks.
@@ -91,44 +124,79 @@ fn cls_metrics_match_sklearn() {
         ] {
             let prf = cls::precision_recall_f1(&yt, &yp, labels, avg);
             for (name, f) in [
-                ("precision", (|p: &cls::Prf| p.precision) as fn(&cls::Prf) -> f64),
+                (
+                    "precision",
+                    (|p: &cls::Prf| p.precision) as fn(&cls::Prf) -> f64,
+                ),
                 ("recall", |p| p.recall),
                 ("f1", |p| p.f1),
             ] {
-                let key: &'static str = Box::leak(format!("{name}_{suffix}").into_boxed_str());
-                if let Some(w) = get(key) {
-                    rep.value(id, key, prf.clone().map(|p| f(&p)), w);
+                let key = format!("{name}_{suffix}");
+                if let Some(w) = get(&key) {
+                    rep.value(id, &key, prf.clone().map(|p| f(&p)), w);
                 }
             }
         }
         let per = cls::precision_recall_f1_per_class(&yt, &yp, Some(&all));
         for (name, f) in [
-            ("precision", (|p: &cls::PerClass| p.precision.clone()) as fn(&cls::PerClass) -> Vec<f64>),
+            (
+                "precision",
+                (|p: &cls::PerClass| p.precision.clone()) as fn(&cls::PerClass) -> Vec<f64>,
+            ),
             ("recall", |p| p.recall.clone()),
             ("f1", |p| p.f1.clone()),
         ] {
             for suffix in ["per_class", "per_class_labels01"] {
-                let key: &'static str = Box::leak(format!("{name}_{suffix}").into_boxed_str());
-                if let Some(w) = get(key) {
-                    check_list(&mut rep, id, key, per.clone().map(|p| f(&p)), w);
+                let key = format!("{name}_{suffix}");
+                if let Some(w) = get(&key) {
+                    check_list(&mut rep, id, &key, per.clone().map(|p| f(&p)), w);
                 }
             }
         }
         // Binary: specificity = recall_score(pos_label=0) = TN/(TN+FP) of class 1.
         if let Some(w) = get("specificity") {
             rep.value(id, "specificity", cls::specificity(&yt, &yp, 1), w);
-            rep.value(id, "specificity(recall pos0)", cls::recall(&yt, &yp, None, Average::Binary { pos_label: 0 }), w);
+            rep.value(
+                id,
+                "specificity(recall pos0)",
+                cls::recall(&yt, &yp, None, Average::Binary { pos_label: 0 }),
+                w,
+            );
         }
-        list!("specificity_per_class", cls::specificity_per_class(&yt, &yp, Some(&all)));
-        val!("specificity_macro", cls::specificity_macro(&yt, &yp, Some(&all)));
+        list!(
+            "specificity_per_class",
+            cls::specificity_per_class(&yt, &yp, Some(&all))
+        );
+        val!(
+            "specificity_macro",
+            cls::specificity_macro(&yt, &yp, Some(&all))
+        );
         if let Some(w) = get("confusion_matrix_labels01") {
-            check_matrix(&mut rep, id, "confusion_matrix_labels01", cls::confusion_matrix(&yt, &yp, Some(&all)), w);
+            check_matrix(
+                &mut rep,
+                id,
+                "confusion_matrix_labels01",
+                cls::confusion_matrix(&yt, &yp, Some(&all)),
+                w,
+            );
         }
         if let Some(w) = get("confusion_matrix") {
-            check_matrix(&mut rep, id, "confusion_matrix", cls::confusion_matrix(&yt, &yp, Some(&all)), w);
+            check_matrix(
+                &mut rep,
+                id,
+                "confusion_matrix",
+                cls::confusion_matrix(&yt, &yp, Some(&all)),
+                w,
+            );
         }
         if let Some(w) = get("confusion_matrix_default") {
-            check_matrix(&mut rep, id, "confusion_matrix_default", cls::confusion_matrix(&yt, &yp, None), w);
+            check_matrix(
+                &mut rep,
+                id,
+                "confusion_matrix_default",
+                cls::confusion_matrix(&yt, &yp, None),
+                w,
+            );
         }
         for (key, wts) in [
             ("cohen_kappa", KappaWeights::None),
@@ -142,7 +210,12 @@ fn cls_metrics_match_sklearn() {
         }
         // ROC AUC.
         if let Some(w) = get("roc_auc") {
-            let scores: Vec<f64> = case["y_score"].as_array().expect("y_score").iter().map(|v| v.as_f64().unwrap()).collect();
+            let scores: Vec<f64> = case["y_score"]
+                .as_array()
+                .expect("y_score")
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
             rep.value(id, "roc_auc", cls::roc_auc(&yt, &scores), w);
         }
         if case.get("y_proba").is_some_and(|v| !v.is_null()) {
@@ -150,22 +223,59 @@ fn cls_metrics_match_sklearn() {
                 .as_array()
                 .expect("y_proba")
                 .iter()
-                .flat_map(|r| r.as_array().expect("row").iter().map(|v| v.as_f64().unwrap()))
+                .flat_map(|r| {
+                    r.as_array()
+                        .expect("row")
+                        .iter()
+                        .map(|v| v.as_f64().unwrap())
+                })
                 .collect();
-            let proba = Proba::new(&flat, k).expect("valid probabilities");
-            val!("roc_auc_ovr_macro", cls::roc_auc_ovr(&yt, proba, MultiAverage::Macro));
-            val!("roc_auc_ovr_weighted", cls::roc_auc_ovr(&yt, proba, MultiAverage::Weighted));
+            // Rows not summing to 1 are an error here, as in sklearn (which would store {error}).
+            let proba = Proba::new(&flat, k);
+            val!(
+                "roc_auc_ovr_macro",
+                proba
+                    .clone()
+                    .and_then(|p| cls::roc_auc_ovr(&yt, p, MultiAverage::Macro))
+            );
+            val!(
+                "roc_auc_ovr_weighted",
+                proba
+                    .clone()
+                    .and_then(|p| cls::roc_auc_ovr(&yt, p, MultiAverage::Weighted))
+            );
             if let Some(w) = get("roc_auc_ovo_macro") {
-                let got = cls::roc_auc_ovo(&yt, proba, MultiAverage::Macro);
-                nan_means_undefined(&mut rep, id, "roc_auc_ovo_macro", got, w, ClsError::OnlyOneClass);
+                let got = proba
+                    .clone()
+                    .and_then(|p| cls::roc_auc_ovo(&yt, p, MultiAverage::Macro));
+                nan_means_undefined(
+                    &mut rep,
+                    id,
+                    "roc_auc_ovo_macro",
+                    got,
+                    w,
+                    ClsError::OnlyOneClass,
+                );
             }
             if let Some(w) = get("roc_auc_ovo_weighted") {
-                let got = cls::roc_auc_ovo(&yt, proba, MultiAverage::Weighted);
-                nan_means_undefined(&mut rep, id, "roc_auc_ovo_weighted", got, w, ClsError::OnlyOneClass);
+                let got = proba
+                    .clone()
+                    .and_then(|p| cls::roc_auc_ovo(&yt, p, MultiAverage::Weighted));
+                nan_means_undefined(
+                    &mut rep,
+                    id,
+                    "roc_auc_ovo_weighted",
+                    got,
+                    w,
+                    ClsError::OnlyOneClass,
+                );
             }
             if let Some(w) = get("roc_auc_ovr_per_class") {
                 let w = w.as_array().expect("list");
-                match cls::roc_auc_ovr_per_class(&yt, proba) {
+                match proba
+                    .clone()
+                    .and_then(|p| cls::roc_auc_ovr_per_class(&yt, p))
+                {
                     Ok(v) if v.len() == w.len() => {
                         for (c, (g, wv)) in v.into_iter().zip(w).enumerate() {
                             rep.value(id, &format!("roc_auc_ovr_per_class[{c}]"), g, wv);
@@ -177,7 +287,7 @@ fn cls_metrics_match_sklearn() {
         }
         // Every stored metric must have been compared.
         for key in m.keys() {
-            if !seen.contains(key.as_str()) {
+            if !seen.contains(key) {
                 rep.fail(id, key, "stored metric not checked by this test".into());
             }
         }

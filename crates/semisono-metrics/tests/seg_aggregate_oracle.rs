@@ -39,17 +39,41 @@ fn aggregate_dice_matches_medpy() {
         let per_sm: Vec<f64> = imgs.iter().map(|m| m.counts.smoothed_dice()).collect();
         rep.nums(id, "per_case_dc", &per_dc, &case["per_case_dc"]);
         rep.nums(id, "per_case_jc", &per_jc, &case["per_case_jc"]);
-        rep.nums(id, "hermes_smoothed_per_case_dc", &per_sm, &case["hermes_smoothed_per_case_dc"]);
-        rep.value(id, "mean_per_case_dc", s.dice.mean.ok_or("no mean"), &case["mean_per_case_dc"]);
-        rep.value(id, "hermes_smoothed_mean_dc", s.smoothed_dice.mean.ok_or("no mean"), &case["hermes_smoothed_mean_dc"]);
+        rep.nums(
+            id,
+            "hermes_smoothed_per_case_dc",
+            &per_sm,
+            &case["hermes_smoothed_per_case_dc"],
+        );
+        rep.value(
+            id,
+            "mean_per_case_dc",
+            s.dice.mean.ok_or("no mean"),
+            &case["mean_per_case_dc"],
+        );
+        rep.value(
+            id,
+            "hermes_smoothed_mean_dc",
+            s.smoothed_dice.mean.ok_or("no mean"),
+            &case["hermes_smoothed_mean_dc"],
+        );
         let c = s.pooled.counts;
         rep.int(id, "sum_intersection", c.tp, &case["sum_intersection"]);
-        rep.int(id, "sum_sizes", c.result_size() + c.reference_size(), &case["sum_sizes"]);
+        rep.int(
+            id,
+            "sum_sizes",
+            c.result_size() + c.reference_size(),
+            &case["sum_sizes"],
+        );
         rep.int(id, "sum_union", c.union(), &case["sum_union"]);
         rep.num(id, "aggregate_dc", s.pooled.dice, &case["aggregate_dc"]);
         rep.num(id, "aggregate_jc", s.pooled.jaccard, &case["aggregate_jc"]);
         if s.dice.n != pairs.len() || s.dice.n_skipped != 0 {
-            rep.fail(id, "dice stat", format!("n={} skipped={}", s.dice.n, s.dice.n_skipped));
+            rep.fail(
+                id,
+                "dice stat",
+                format!("n={} skipped={}", s.dice.n, s.dice.n_skipped),
+            );
         }
     }
     rep.finish("seg_aggregate_dice.json");

@@ -45,8 +45,10 @@ impl<'a> Proba<'a> {
     /// Wraps row-major probabilities. Fails if the length is not a multiple of `n_classes`, a value
     /// is not finite, or a row does not sum to 1 (numpy `allclose(1, row_sum)`).
     pub fn new(data: &'a [f64], n_classes: usize) -> Result<Self, ClsError> {
-        if n_classes == 0 || data.len() % n_classes != 0 {
-            return Err(ClsError::BadLabels("probability length is not a multiple of n_classes"));
+        if n_classes == 0 || !data.len().is_multiple_of(n_classes) {
+            return Err(ClsError::BadLabels(
+                "probability length is not a multiple of n_classes",
+            ));
         }
         if let Some(i) = data.iter().position(|v| !v.is_finite()) {
             return Err(ClsError::NonFiniteScore(i));
@@ -87,7 +89,11 @@ pub fn roc_curve(y_true: &[bool], y_score: &[f64]) -> Result<RocCurve, ClsError>
         return Err(ClsError::Empty);
     }
     if y_true.len() != y_score.len() {
-        return Err(ClsError::LengthMismatch { y_true: y_true.len(), what: "y_score", other: y_score.len() });
+        return Err(ClsError::LengthMismatch {
+            y_true: y_true.len(),
+            what: "y_score",
+            other: y_score.len(),
+        });
     }
     if let Some(i) = y_score.iter().position(|v| !v.is_finite()) {
         return Err(ClsError::NonFiniteScore(i));
@@ -129,14 +135,22 @@ pub fn roc_curve(y_true: &[bool], y_score: &[f64]) -> Result<RocCurve, ClsError>
     thr.insert(0, f64::INFINITY);
     let (fmax, tmax) = (*fps.last().unwrap(), *tps.last().unwrap());
     let rate = |v: &[f64], m: f64| -> Vec<f64> {
-        v.iter().map(|&x| if m <= 0.0 { f64::NAN } else { x / m }).collect()
+        v.iter()
+            .map(|&x| if m <= 0.0 { f64::NAN } else { x / m })
+            .collect()
     };
-    Ok(RocCurve { fpr: rate(&fps, fmax), tpr: rate(&tps, tmax), thresholds: thr })
+    Ok(RocCurve {
+        fpr: rate(&fps, fmax),
+        tpr: rate(&tps, tmax),
+        thresholds: thr,
+    })
 }
 
 /// `np.trapz(y, x)`: `sum(diff(x) * (y[1:] + y[:-1]) / 2)`.
 fn trapz(y: &[f64], x: &[f64]) -> f64 {
-    let terms: Vec<f64> = (1..x.len()).map(|i| (x[i] - x[i - 1]) * (y[i] + y[i - 1]) / 2.0).collect();
+    let terms: Vec<f64> = (1..x.len())
+        .map(|i| (x[i] - x[i - 1]) * (y[i] + y[i - 1]) / 2.0)
+        .collect();
     np_sum(&terms)
 }
 
@@ -174,7 +188,10 @@ fn check_multiclass(y_true: &[Label], proba: &Proba<'_>) -> Result<(), ClsError>
     check_lengths(y_true, proba.n_samples(), "y_proba")?;
     let k = proba.n_classes();
     match y_true.iter().find(|&&y| y >= k) {
-        Some(&label) => Err(ClsError::LabelOutOfRange { label, n_classes: k }),
+        Some(&label) => Err(ClsError::LabelOutOfRange {
+            label,
+            n_classes: k,
+        }),
         None => Ok(()),
     }
 }
@@ -198,8 +215,14 @@ pub fn roc_auc_ovr_per_class(
 /// sklearn `roc_auc_score(multi_class="ovr", labels=range(K), average=..)`: macro = plain mean of
 /// the per-class AUCs, weighted = weighted by class prevalence in `y_true`. Any undefined class
 /// makes the whole score `Err(OnlyOneClass)` (sklearn 1.3.2 raises).
-pub fn roc_auc_ovr(y_true: &[Label], proba: Proba<'_>, average: MultiAverage) -> Result<f64, ClsError> {
-    let scores: Vec<f64> = roc_auc_ovr_per_class(y_true, proba)?.into_iter().collect::<Result<_, _>>()?;
+pub fn roc_auc_ovr(
+    y_true: &[Label],
+    proba: Proba<'_>,
+    average: MultiAverage,
+) -> Result<f64, ClsError> {
+    let scores: Vec<f64> = roc_auc_ovr_per_class(y_true, proba)?
+        .into_iter()
+        .collect::<Result<_, _>>()?;
     Ok(match average {
         MultiAverage::Macro => np_mean(&scores),
         MultiAverage::Weighted => {
@@ -215,7 +238,11 @@ pub fn roc_auc_ovr(y_true: &[Label], proba: Proba<'_>, average: MultiAverage) ->
 /// for each pair of classes present in `y_true`, the mean of the two directed AUCs on the samples
 /// of those two classes; macro = plain mean over pairs, weighted = weighted by pair prevalence.
 /// `Err(OnlyOneClass)` if fewer than two classes are present.
-pub fn roc_auc_ovo(y_true: &[Label], proba: Proba<'_>, average: MultiAverage) -> Result<f64, ClsError> {
+pub fn roc_auc_ovo(
+    y_true: &[Label],
+    proba: Proba<'_>,
+    average: MultiAverage,
+) -> Result<f64, ClsError> {
     check_multiclass(y_true, &proba)?;
     let mut present = y_true.to_vec();
     present.sort_unstable();
@@ -227,7 +254,9 @@ pub fn roc_auc_ovo(y_true: &[Label], proba: Proba<'_>, average: MultiAverage) ->
     let (mut pair_scores, mut prevalence) = (Vec::new(), Vec::new());
     for (ai, &a) in present.iter().enumerate() {
         for &b in &present[ai + 1..] {
-            let idx: Vec<usize> = (0..y_true.len()).filter(|&i| y_true[i] == a || y_true[i] == b).collect();
+            let idx: Vec<usize> = (0..y_true.len())
+                .filter(|&i| y_true[i] == a || y_true[i] == b)
+                .collect();
             let a_true: Vec<bool> = idx.iter().map(|&i| y_true[i] == a).collect();
             let b_true: Vec<bool> = idx.iter().map(|&i| y_true[i] == b).collect();
             let sa: Vec<f64> = idx.iter().map(|&i| proba.get(i, a)).collect();
@@ -240,6 +269,8 @@ pub fn roc_auc_ovo(y_true: &[Label], proba: Proba<'_>, average: MultiAverage) ->
     }
     Ok(match average {
         MultiAverage::Macro => np_mean(&pair_scores),
-        MultiAverage::Weighted => np_weighted_average(&pair_scores, &prevalence).ok_or(ClsError::OnlyOneClass)?,
+        MultiAverage::Weighted => {
+            np_weighted_average(&pair_scores, &prevalence).ok_or(ClsError::OnlyOneClass)?
+        }
     })
 }

@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use auc::{
-    roc_auc, roc_auc_bool, roc_auc_ovo, roc_auc_ovr, roc_auc_ovr_per_class, roc_curve, MultiAverage,
-    Proba, RocCurve,
+    roc_auc, roc_auc_bool, roc_auc_ovo, roc_auc_ovr, roc_auc_ovr_per_class, roc_curve,
+    MultiAverage, Proba, RocCurve,
 };
 pub use prf::{
     f1, precision, precision_recall_f1, precision_recall_f1_per_class, recall, specificity,
@@ -40,7 +40,11 @@ pub enum ClsError {
     Empty,
     /// `y_true` and another input have different lengths.
     #[error("length mismatch: y_true has {y_true} samples but {what} has {other}")]
-    LengthMismatch { y_true: usize, what: &'static str, other: usize },
+    LengthMismatch {
+        y_true: usize,
+        what: &'static str,
+        other: usize,
+    },
     /// An empty or duplicated explicit label list.
     #[error("invalid label list: {0}")]
     BadLabels(&'static str),
@@ -52,7 +56,10 @@ pub enum ClsError {
     MulticlassWithBinaryAverage(usize),
     /// `average=binary` with a `pos_label` that is not among two present labels.
     #[error("pos_label={pos_label} is not a valid label: {present:?}")]
-    PosLabelNotPresent { pos_label: Label, present: Vec<Label> },
+    PosLabelNotPresent {
+        pos_label: Label,
+        present: Vec<Label>,
+    },
     /// ROC AUC is undefined: only one class is present in `y_true` (or in a one-vs-rest column).
     #[error("only one class present in y_true; ROC AUC is not defined in that case")]
     OnlyOneClass,
@@ -73,12 +80,20 @@ pub enum ClsError {
     KappaUndefined,
 }
 
-pub(crate) fn check_lengths(y_true: &[Label], other: usize, what: &'static str) -> Result<(), ClsError> {
+pub(crate) fn check_lengths(
+    y_true: &[Label],
+    other: usize,
+    what: &'static str,
+) -> Result<(), ClsError> {
     if y_true.is_empty() {
         return Err(ClsError::Empty);
     }
     if y_true.len() != other {
-        return Err(ClsError::LengthMismatch { y_true: y_true.len(), what, other });
+        return Err(ClsError::LengthMismatch {
+            y_true: y_true.len(),
+            what,
+            other,
+        });
     }
     Ok(())
 }
@@ -146,12 +161,16 @@ impl ConfusionMatrix {
 
     /// Row sums (true counts per class).
     pub fn row_sums(&self) -> Vec<u64> {
-        (0..self.n_classes()).map(|i| (0..self.n_classes()).map(|j| self.get(i, j)).sum()).collect()
+        (0..self.n_classes())
+            .map(|i| (0..self.n_classes()).map(|j| self.get(i, j)).sum())
+            .collect()
     }
 
     /// Column sums (predicted counts per class).
     pub fn col_sums(&self) -> Vec<u64> {
-        (0..self.n_classes()).map(|j| (0..self.n_classes()).map(|i| self.get(i, j)).sum()).collect()
+        (0..self.n_classes())
+            .map(|j| (0..self.n_classes()).map(|i| self.get(i, j)).sum())
+            .collect()
     }
 }
 
@@ -232,11 +251,11 @@ pub fn cohen_kappa(
     };
     let mut num = 0u64;
     let mut den_terms = Vec::with_capacity(k * k);
-    for i in 0..k {
-        for j in 0..k {
+    for (i, &s0) in sum0.iter().enumerate() {
+        for (j, &s1) in sum1.iter().enumerate() {
             num += w(i, j) * cm.get(i, j);
             // numpy: expected = outer(sum0, sum1) / sum(sum0), then w * expected.
-            let expected = (sum0[i] * sum1[j]) as f64 / total as f64;
+            let expected = (s0 * s1) as f64 / total as f64;
             den_terms.push(w(i, j) as f64 * expected);
         }
     }

@@ -59,7 +59,12 @@ struct Sums {
 
 fn sums(y_true: &[Label], y_pred: &[Label], labels: &[Label]) -> Sums {
     let k = labels.len();
-    let mut s = Sums { tp: vec![0; k], pred: vec![0; k], truth: vec![0; k], n: y_true.len() as u64 };
+    let mut s = Sums {
+        tp: vec![0; k],
+        pred: vec![0; k],
+        truth: vec![0; k],
+        n: y_true.len() as u64,
+    };
     for (&t, &p) in y_true.iter().zip(y_pred) {
         let it = index_of(labels, t);
         if let Some(i) = it {
@@ -138,7 +143,9 @@ pub fn precision_recall_f1(
     let k = s.tp.len();
     let p: Vec<f64> = (0..k).map(|i| divide(s.tp[i], s.pred[i])).collect();
     let r: Vec<f64> = (0..k).map(|i| divide(s.tp[i], s.truth[i])).collect();
-    let f: Vec<f64> = (0..k).map(|i| f_score(p[i], r[i], s.pred[i] + s.truth[i])).collect();
+    let f: Vec<f64> = (0..k)
+        .map(|i| f_score(p[i], r[i], s.pred[i] + s.truth[i]))
+        .collect();
     let avg = |v: &[f64]| -> f64 {
         if average == Average::Weighted {
             let w: Vec<f64> = s.truth.iter().map(|&x| x as f64).collect();
@@ -148,7 +155,11 @@ pub fn precision_recall_f1(
             np_mean(v)
         }
     };
-    Ok(Prf { precision: avg(&p), recall: avg(&r), f1: avg(&f) })
+    Ok(Prf {
+        precision: avg(&p),
+        recall: avg(&r),
+        f1: avg(&f),
+    })
 }
 
 /// sklearn `precision_score`.
@@ -193,7 +204,9 @@ pub fn precision_recall_f1_per_class(
     let k = labels.len();
     let precision: Vec<f64> = (0..k).map(|i| divide(s.tp[i], s.pred[i])).collect();
     let recall: Vec<f64> = (0..k).map(|i| divide(s.tp[i], s.truth[i])).collect();
-    let f1 = (0..k).map(|i| f_score(precision[i], recall[i], s.pred[i] + s.truth[i])).collect();
+    let f1 = (0..k)
+        .map(|i| f_score(precision[i], recall[i], s.pred[i] + s.truth[i]))
+        .collect();
     let specificity = (0..k)
         .map(|i| {
             let fp = s.pred[i] - s.tp[i];
@@ -201,7 +214,14 @@ pub fn precision_recall_f1_per_class(
             divide(tn, tn + fp)
         })
         .collect();
-    Ok(PerClass { labels, precision, recall, f1, specificity, support: s.truth })
+    Ok(PerClass {
+        labels,
+        precision,
+        recall,
+        f1,
+        specificity,
+        support: s.truth,
+    })
 }
 
 /// One-vs-rest specificity `TN / (TN + FP)` of class `pos_label` (0.0 for 0/0).

@@ -11,7 +11,13 @@ fn mann_whitney(y: &[bool], s: &[f64]) -> f64 {
         }
         for j in 0..y.len() {
             if y[i] && !y[j] {
-                u += if s[i] > s[j] { 1.0 } else if s[i] == s[j] { 0.5 } else { 0.0 };
+                u += if s[i] > s[j] {
+                    1.0
+                } else if s[i] == s[j] {
+                    0.5
+                } else {
+                    0.0
+                };
             }
         }
     }
@@ -28,7 +34,7 @@ fn auc_equals_mann_whitney_with_ties() {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            y.push(i % 3 == 0 || x % 2 == 0);
+            y.push(i % 3 == 0 || x.is_multiple_of(2));
             s.push((x % 7) as f64 / 10.0); // heavy ties
         }
         y[0] = true;
@@ -43,11 +49,23 @@ fn auc_all_tied_single_sample_and_one_class() {
     let y = [0, 1, 0, 1, 1];
     assert_eq!(roc_auc(&y, &[0.3; 5]), Ok(0.5));
     assert_eq!(roc_auc(&[1], &[0.9]), Err(ClsError::OnlyOneClass));
-    assert_eq!(roc_auc(&[0, 0, 0], &[0.1, 0.2, 0.3]), Err(ClsError::OnlyOneClass));
-    assert_eq!(roc_auc(&[0, 1, 2], &[0.1, 0.2, 0.3]), Err(ClsError::NotBinary(3)));
+    assert_eq!(
+        roc_auc(&[0, 0, 0], &[0.1, 0.2, 0.3]),
+        Err(ClsError::OnlyOneClass)
+    );
+    assert_eq!(
+        roc_auc(&[0, 1, 2], &[0.1, 0.2, 0.3]),
+        Err(ClsError::NotBinary(3))
+    );
     assert_eq!(roc_auc(&[], &[]), Err(ClsError::Empty));
-    assert!(matches!(roc_auc(&[0, 1], &[0.1]), Err(ClsError::LengthMismatch { .. })));
-    assert_eq!(roc_auc(&[0, 1], &[f64::NAN, 0.2]), Err(ClsError::NonFiniteScore(0)));
+    assert!(matches!(
+        roc_auc(&[0, 1], &[0.1]),
+        Err(ClsError::LengthMismatch { .. })
+    ));
+    assert_eq!(
+        roc_auc(&[0, 1], &[f64::NAN, 0.2]),
+        Err(ClsError::NonFiniteScore(0))
+    );
     // Labels {3, 7}: the larger label is positive.
     assert_eq!(roc_auc(&[3, 7, 3, 7], &[0.1, 0.9, 0.2, 0.8]), Ok(1.0));
     assert_eq!(roc_auc(&[3, 7], &[0.9, 0.1]), Ok(0.0));
@@ -80,18 +98,37 @@ fn multiclass_auc() {
     let per = roc_auc_ovr_per_class(&y2, pr).unwrap();
     assert_eq!(per[2], Err(ClsError::OnlyOneClass));
     assert!(per[0].is_ok() && per[1].is_ok());
-    assert_eq!(roc_auc_ovr(&y2, pr, MultiAverage::Macro), Err(ClsError::OnlyOneClass));
+    assert_eq!(
+        roc_auc_ovr(&y2, pr, MultiAverage::Macro),
+        Err(ClsError::OnlyOneClass)
+    );
     assert!(roc_auc_ovo(&y2, pr, MultiAverage::Macro).is_ok());
     // A single sample / a single class.
     let one = Proba::new(&p[..3], 3).unwrap();
-    assert_eq!(roc_auc_ovo(&[0], one, MultiAverage::Macro), Err(ClsError::OnlyOneClass));
-    assert_eq!(roc_auc_ovr(&[0], one, MultiAverage::Weighted), Err(ClsError::OnlyOneClass));
+    assert_eq!(
+        roc_auc_ovo(&[0], one, MultiAverage::Macro),
+        Err(ClsError::OnlyOneClass)
+    );
+    assert_eq!(
+        roc_auc_ovr(&[0], one, MultiAverage::Weighted),
+        Err(ClsError::OnlyOneClass)
+    );
     // Input checks.
-    assert_eq!(Proba::new(&[0.5, 0.6], 2).unwrap_err(), ClsError::NotProbabilities(0));
+    assert_eq!(
+        Proba::new(&[0.5, 0.6], 2).unwrap_err(),
+        ClsError::NotProbabilities(0)
+    );
     assert!(Proba::new(&[0.5, 0.5, 1.0], 2).is_err());
     assert!(matches!(
-        roc_auc_ovr(&[0, 3], Proba::new(&[0.5, 0.5, 0.5, 0.5], 2).unwrap(), MultiAverage::Macro),
-        Err(ClsError::LabelOutOfRange { label: 3, n_classes: 2 })
+        roc_auc_ovr(
+            &[0, 3],
+            Proba::new(&[0.5, 0.5, 0.5, 0.5], 2).unwrap(),
+            MultiAverage::Macro
+        ),
+        Err(ClsError::LabelOutOfRange {
+            label: 3,
+            n_classes: 2
+        })
     ));
 }
 
@@ -103,9 +140,18 @@ fn confusion_matrix_labels_and_default() {
     assert_eq!(cm.rows(), vec![vec![1, 0, 0], vec![0, 1, 1], vec![0, 1, 1]]);
     let cm = confusion_matrix(&t, &p, Some(&[2, 0])).unwrap();
     assert_eq!(cm.rows(), vec![vec![1, 0], vec![0, 1]]);
-    assert_eq!(confusion_matrix(&[1, 1], &[1, 1], None).unwrap().rows(), vec![vec![2]]);
-    assert_eq!(confusion_matrix(&t, &p, Some(&[5])), Err(ClsError::NoLabelInYTrue));
-    assert!(matches!(confusion_matrix(&t, &p, Some(&[1, 1])), Err(ClsError::BadLabels(_))));
+    assert_eq!(
+        confusion_matrix(&[1, 1], &[1, 1], None).unwrap().rows(),
+        vec![vec![2]]
+    );
+    assert_eq!(
+        confusion_matrix(&t, &p, Some(&[5])),
+        Err(ClsError::NoLabelInYTrue)
+    );
+    assert!(matches!(
+        confusion_matrix(&t, &p, Some(&[1, 1])),
+        Err(ClsError::BadLabels(_))
+    ));
 }
 
 #[test]
@@ -129,7 +175,10 @@ fn precision_recall_f1_conventions() {
     let w = recall(&t, &p, None, Average::Weighted).unwrap();
     assert_eq!(w, (1.0 * 2.0 + 0.5 * 2.0) / 4.0);
     // Binary average errors.
-    assert_eq!(precision(&[0, 1, 2], &[0, 1, 2], None, b), Err(ClsError::MulticlassWithBinaryAverage(3)));
+    assert_eq!(
+        precision(&[0, 1, 2], &[0, 1, 2], None, b),
+        Err(ClsError::MulticlassWithBinaryAverage(3))
+    );
     assert!(matches!(
         precision(&[0, 2], &[0, 2], None, b),
         Err(ClsError::PosLabelNotPresent { pos_label: 1, .. })
@@ -139,7 +188,10 @@ fn precision_recall_f1_conventions() {
     // Specificity = recall of the other class in binary problems.
     let t = [0, 0, 0, 1, 1];
     let p = [0, 1, 0, 1, 0];
-    assert_eq!(specificity(&t, &p, 1), recall(&t, &p, None, Average::Binary { pos_label: 0 }));
+    assert_eq!(
+        specificity(&t, &p, 1),
+        recall(&t, &p, None, Average::Binary { pos_label: 0 })
+    );
     assert_eq!(specificity(&t, &p, 1), Ok(2.0 / 3.0));
 }
 
@@ -171,8 +223,14 @@ fn kappa_values() {
     // With two classes, linear = quadratic = unweighted.
     assert_eq!(cohen_kappa(&t, &p, None, KappaWeights::Linear), Ok(k));
     assert_eq!(cohen_kappa(&t, &p, None, KappaWeights::Quadratic), Ok(k));
-    assert_eq!(cohen_kappa(&[2, 2], &[2, 2], None, KappaWeights::None), Err(ClsError::KappaUndefined));
-    assert_eq!(cohen_kappa(&[0, 1, 2], &[0, 1, 2], None, KappaWeights::Quadratic), Ok(1.0));
+    assert_eq!(
+        cohen_kappa(&[2, 2], &[2, 2], None, KappaWeights::None),
+        Err(ClsError::KappaUndefined)
+    );
+    assert_eq!(
+        cohen_kappa(&[0, 1, 2], &[0, 1, 2], None, KappaWeights::Quadratic),
+        Ok(1.0)
+    );
     // Ordinal weights matter for 3 classes: a 0<->2 confusion costs more than 0<->1.
     let near = cohen_kappa(&[0, 1, 2, 0], &[0, 1, 2, 1], None, KappaWeights::Quadratic).unwrap();
     let far = cohen_kappa(&[0, 1, 2, 0], &[0, 1, 2, 2], None, KappaWeights::Quadratic).unwrap();

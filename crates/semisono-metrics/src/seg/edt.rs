@@ -1,33 +1,45 @@
-//! Exact Euclidean distance transform on a 2-D grid with anisotropic spacing.
+//! Exact Euclidean distance transform on a 2-D grid with anisotropic spacing, sampled at a set
+//! of query pixels.
 //!
-//! Separable Felzenszwalb–Huttenlocher: a vertical pass finds, per pixel, the row distance to the
-//! nearest feature in its column; a horizontal pass takes the lower envelope of the parabolas
-//! `g(c') + ((c - c') * s_col)^2` along each row. O(pixels), no pairwise search.
+//! The nearest-feature search is separable: per column, the feature rows are kept sorted (CSR)
+//! so the row distance to the nearest feature of any column is an amortised O(1) cursor step.
+//! Along a query's row, columns are then scanned outward from the query and the scan stops as
+//! soon as the column offset alone is no better than the best distance found: exact, and for
+//! boundary-like query sets only a handful of steps. A row whose scans exceed `4 * width` steps
+//! switches to the Felzenszwalb–Huttenlocher lower envelope of the parabolas
+//! `g(c') + ((c - c') s_col)^2`, so the total cost is O(height * width) in every case.
 //!
 //! **Bit-exactness with scipy.** `scipy.ndimage.distance_transform_edt(..., sampling=s)` computes
 //! each distance from its nearest feature as `sqrt((Δr*s_r)^2 + (Δc*s_c)^2)`, multiplying each
-//! offset by its spacing *before* squaring. The envelope only locates the winning parabola (its
-//! breakpoints are approximate in floating point); the distance itself is then evaluated with
-//! scipy's formula on the winner and its two envelope neighbours and the smallest is kept. Because
-//! `x -> fl((x*s)^2)` and `+` are monotone in floating point, this equals the exact floating-point
-//! minimum over all features, so the values match scipy's (and a brute-force search) bit for bit.
+//! offset by its spacing *before* squaring. Every candidate here is evaluated with that formula
+//! (the envelope's breakpoints only pick the winner and its two neighbours, which are then
+//! evaluated the same way). Because `x -> fl((x*s)^2)` and `+` are monotone in floating point, the
+//! result is the exact floating-point minimum over all features: scipy's values bit for bit.
 
 use crate::seg::Spacing;
 
 /// Marks "no feature in this column".
 const NONE: u32 = u32::MAX;
 
-/// Scratch buffers for [`sample_edt`]; reuse one across calls to avoid allocations.
+/// A pixel position `(row, col)`.
+pub type Point = (u32, u32);
+
+/// Scratch buffers for [`sample_edt`] / [`sample_edt_points`]; reuse one across calls.
 #[derive(Debug, Default, Clone)]
 pub struct EdtWorkspace {
-    /// Row distance to the nearest feature in the same column (`NONE` if the column has none).
-    vdist: Vec<u32>,
-    /// Squared physical row distance per column, for the current row.
+    /// Feature rows per column (CSR, sorted) with a forward cursor per column.
+    cols: Columns,
+    /// Row distances to the nearest feature per column, for an envelope row.
+    vrow: Vec<u32>,
+    /// Squared physical row distance per column, for an envelope row.
     g: Vec<f64>,
     /// Envelope: columns of the parabolas.
     v: Vec<usize>,
     /// Envelope: breakpoints (`z[k]..z[k+1]` is where parabola `v[k]` is lowest).
     z: Vec<f64>,
+    /// Point lists for the grid interface.
+    fpts: Vec<Point>,
+    qpts: Vec<Point>,
 }
 
 /// The squared distance exactly as scipy composes it: `(Δr*s_r)^2 + (Δc*s_c)^2`.
@@ -38,8 +50,8 @@ fn scipy_sq(dr: f64, dc: f64, s: Spacing) -> f64 {
     a * a + b * b
 }
 
-/// Distances (not squared) from every pixel flagged in `queries` to the nearest pixel flagged in
-/// `features`, appended to `out` in row-major order of the queries.
+/// Grid interface: distances (not squared) from every pixel flagged in `queries` to the nearest
+/// pixel flagged in `features`, appended to `out` in row-major order of the queries.
 ///
 /// Both slices are `height * width` row-major flags (non-zero = set). If `features` has no set
 /// pixel every distance is `+inf`. Panics if a slice has the wrong length.
@@ -55,115 +67,271 @@ pub fn sample_edt(
     let n = height * width;
     assert_eq!(features.len(), n, "features: wrong length");
     assert_eq!(queries.len(), n, "queries: wrong length");
-    if n == 0 {
+    let mut fpts = std::mem::take(&mut ws.fpts);
+    let mut qpts = std::mem::take(&mut ws.qpts);
+    to_points(features, width, &mut fpts);
+    to_points(queries, width, &mut qpts);
+    sample_edt_impl(
+        &fpts,
+        &qpts,
+        (height, width),
+        spacing,
+        ws,
+        out,
+        4 * width + 16,
+    );
+    ws.fpts = fpts;
+    ws.qpts = qpts;
+}
+
+fn to_points(flags: &[u8], width: usize, pts: &mut Vec<Point>) {
+    pts.clear();
+    if width == 0 {
         return;
     }
-    vertical_pass(features, height, width, &mut ws.vdist);
+    for (r, row) in flags.chunks_exact(width).enumerate() {
+        pts.extend(
+            row.iter()
+                .enumerate()
+                .filter(|(_, &f)| f != 0)
+                .map(|(c, _)| (r as u32, c as u32)),
+        );
+    }
+}
+
+/// Point interface: for each query (in the given order) the distance to the nearest feature.
+///
+/// `features` and `queries` must be sorted row-major (by row, then column) and lie inside the
+/// `height x width` grid (the surface lists of [`crate::seg::SurfaceWorkspace`] are). Empty
+/// `features` gives `+inf` for every query.
+pub fn sample_edt_points(
+    features: &[Point],
+    queries: &[Point],
+    (height, width): (usize, usize),
+    spacing: Spacing,
+    ws: &mut EdtWorkspace,
+    out: &mut Vec<f64>,
+) {
+    sample_edt_impl(
+        features,
+        queries,
+        (height, width),
+        spacing,
+        ws,
+        out,
+        4 * width + 16,
+    );
+}
+
+/// The core, with an explicit per-row scan budget (0 = always use the envelope).
+fn sample_edt_impl(
+    features: &[Point],
+    queries: &[Point],
+    (height, width): (usize, usize),
+    spacing: Spacing,
+    ws: &mut EdtWorkspace,
+    out: &mut Vec<f64>,
+    scan_budget: usize,
+) {
+    debug_assert!(
+        features.windows(2).all(|p| p[0] < p[1]),
+        "features must be sorted row-major"
+    );
+    debug_assert!(
+        queries.windows(2).all(|p| p[0] <= p[1]),
+        "queries must be sorted row-major"
+    );
+    if features.is_empty() {
+        out.extend(queries.iter().map(|_| f64::INFINITY));
+        return;
+    }
+    ws.cols.build(features, width);
+    ws.vrow.resize(width, NONE);
     ws.g.resize(width, 0.0);
     ws.v.resize(width, 0);
     ws.z.resize(width + 1, 0.0);
-    let sc2 = spacing.col * spacing.col;
-    for r in 0..height {
-        let qrow = &queries[r * width..(r + 1) * width];
-        if !qrow.iter().any(|&q| q != 0) {
-            continue;
-        }
-        let vrow = &ws.vdist[r * width..(r + 1) * width];
-        // Build the lower envelope of the parabolas of the columns that have a feature.
-        let mut k: usize = 0;
-        let mut count = 0usize;
-        for (q, &d) in vrow.iter().enumerate() {
-            if d == NONE {
-                continue;
-            }
-            let dr = d as f64 * spacing.row;
-            let gq = dr * dr;
-            ws.g[q] = gq;
-            if count == 0 {
-                ws.v[0] = q;
-                ws.z[0] = f64::NEG_INFINITY;
-                ws.z[1] = f64::INFINITY;
-                count = 1;
-                continue;
-            }
-            let fq = gq / sc2 + (q * q) as f64;
-            loop {
-                let p = ws.v[k];
-                let fp = ws.g[p] / sc2 + (p * p) as f64;
-                let s = (fq - fp) / (2.0 * (q - p) as f64);
-                if s <= ws.z[k] && k > 0 {
-                    k -= 1;
-                    continue;
-                }
-                if s <= ws.z[k] {
-                    // k == 0 and the new parabola is lower everywhere left: replace it.
-                    ws.v[0] = q;
-                    ws.z[1] = f64::INFINITY;
-                } else {
-                    k += 1;
-                    ws.v[k] = q;
-                    ws.z[k] = s;
-                    ws.z[k + 1] = f64::INFINITY;
-                }
-                break;
-            }
-        }
-        if count == 0 {
-            // No feature anywhere in the image.
-            out.extend(qrow.iter().filter(|&&q| q != 0).map(|_| f64::INFINITY));
-            continue;
-        }
-        let last = k;
+    let mut i = 0;
+    while i < queries.len() {
+        let r = queries[i].0 as usize;
+        assert!(r < height, "query row {r} outside a grid of {height} rows");
+        let mut budget = scan_budget;
+        let mut envelope: Option<usize> = None;
         let mut k = 0usize;
-        for (x, _) in qrow.iter().enumerate().filter(|(_, &q)| q != 0) {
+        while i < queries.len() && queries[i].0 as usize == r {
+            let x = queries[i].1 as usize;
+            i += 1;
+            if envelope.is_none() {
+                let cols = &mut ws.cols;
+                match pruned_scan(|c| cols.vdist(r, c), width, x, spacing, &mut budget) {
+                    Some(d2) => {
+                        out.push(d2.sqrt());
+                        continue;
+                    }
+                    None => {
+                        for (c, d) in ws.vrow.iter_mut().enumerate() {
+                            *d = ws.cols.vdist(r, c);
+                        }
+                        envelope = Some(build_envelope(
+                            &ws.vrow, spacing, &mut ws.g, &mut ws.v, &mut ws.z,
+                        ));
+                    }
+                }
+            }
+            let last = envelope.expect("built above");
             let xf = x as f64;
             while k < last && ws.z[k + 1] < xf {
                 k += 1;
             }
+            // The winner and its envelope neighbours, evaluated with scipy's formula.
             let mut best = f64::INFINITY;
-            let lo = k.saturating_sub(1);
-            let hi = (k + 1).min(last);
-            for &p in &ws.v[lo..=hi] {
-                let dr = vrow[p] as f64;
-                let dc = x as f64 - p as f64;
-                let d2 = scipy_sq(dr, dc, spacing);
-                if d2 < best {
-                    best = d2;
-                }
+            for &p in &ws.v[k.saturating_sub(1)..=(k + 1).min(last)] {
+                best = best.min(scipy_sq(ws.vrow[p] as f64, x as f64 - p as f64, spacing));
             }
             out.push(best.sqrt());
         }
     }
 }
 
-/// Per column, the row distance to the nearest feature in that column (two sweeps, row-major).
-fn vertical_pass(features: &[u8], height: usize, width: usize, vd: &mut Vec<u32>) {
-    vd.clear();
-    vd.resize(height * width, NONE);
-    for c in 0..width {
-        vd[c] = if features[c] != 0 { 0 } else { NONE };
-    }
-    for r in 1..height {
-        let (prev, cur) = vd[(r - 1) * width..(r + 1) * width].split_at_mut(width);
-        let frow = &features[r * width..(r + 1) * width];
-        for ((d, &p), &f) in cur.iter_mut().zip(prev.iter()).zip(frow) {
-            *d = if f != 0 {
-                0
-            } else if p == NONE {
-                NONE
-            } else {
-                p + 1
-            };
+/// Feature rows of every column in CSR form (features come row-major, so each column's rows are
+/// sorted), with a cursor per column that only moves forward as the queried row increases.
+#[derive(Debug, Default, Clone)]
+struct Columns {
+    start: Vec<usize>,
+    rows: Vec<u32>,
+    cursor: Vec<usize>,
+}
+
+impl Columns {
+    fn build(&mut self, features: &[Point], width: usize) {
+        self.start.clear();
+        self.start.resize(width + 1, 0);
+        for &(_, c) in features {
+            self.start[c as usize + 1] += 1;
         }
+        for c in 0..width {
+            self.start[c + 1] += self.start[c];
+        }
+        self.cursor.clear();
+        self.cursor.extend_from_slice(&self.start[..width]);
+        self.rows.clear();
+        self.rows.resize(features.len(), 0);
+        for &(r, c) in features {
+            let slot = &mut self.cursor[c as usize];
+            self.rows[*slot] = r;
+            *slot += 1;
+        }
+        self.cursor.clear();
+        self.cursor.extend_from_slice(&self.start[..width]);
     }
-    for r in (0..height.saturating_sub(1)).rev() {
-        let (cur, next) = vd[r * width..(r + 2) * width].split_at_mut(width);
-        for (d, &nx) in cur.iter_mut().zip(next.iter()) {
-            if nx != NONE && nx + 1 < *d {
-                *d = nx + 1;
+
+    /// Row distance from row `r` to the nearest feature in column `c` (`NONE` if none). Calls
+    /// must come with non-decreasing `r` per column (amortised O(1)).
+    #[inline]
+    fn vdist(&mut self, r: usize, c: usize) -> u32 {
+        let r = r as u32;
+        let (lo, hi) = (self.start[c], self.start[c + 1]);
+        let mut p = self.cursor[c];
+        while p < hi && self.rows[p] < r {
+            p += 1;
+        }
+        self.cursor[c] = p;
+        let below = if p < hi { self.rows[p] - r } else { NONE };
+        let above = if p > lo { r - self.rows[p - 1] } else { NONE };
+        below.min(above)
+    }
+}
+
+/// Exact nearest squared distance for query column `x` by scanning columns outward from `x`;
+/// `None` if it would exceed `budget` (steps left, decremented).
+#[inline]
+fn pruned_scan(
+    mut vdist: impl FnMut(usize) -> u32,
+    w: usize,
+    x: usize,
+    s: Spacing,
+    budget: &mut usize,
+) -> Option<f64> {
+    let mut at = |c: usize, dc: f64| -> f64 {
+        match vdist(c) {
+            NONE => f64::INFINITY,
+            d => scipy_sq(d as f64, dc, s),
+        }
+    };
+    let mut best = at(x, 0.0);
+    let mut step = 1usize;
+    loop {
+        let (left, right) = (step <= x, x + step < w);
+        if !left && !right {
+            return Some(best);
+        }
+        let b = step as f64 * s.col;
+        // Any column this far or farther is at least this far away: fl(a*a + b*b) >= fl(b*b).
+        if b * b >= best {
+            return Some(best);
+        }
+        if *budget == 0 {
+            return None;
+        }
+        *budget -= 1;
+        if left {
+            best = best.min(at(x - step, -(step as f64)));
+        }
+        if right {
+            best = best.min(at(x + step, step as f64));
+        }
+        step += 1;
+    }
+}
+
+/// Lower envelope of the parabolas `g(c') + ((x - c') s_col)^2` of the columns with a feature;
+/// returns the index of its last parabola. `v[..=last]` are their columns, `z` the breakpoints.
+fn build_envelope(
+    vrow: &[u32],
+    s: Spacing,
+    g: &mut [f64],
+    v: &mut [usize],
+    z: &mut [f64],
+) -> usize {
+    let sc2 = s.col * s.col;
+    let mut k = 0usize;
+    let mut empty = true;
+    for (q, &d) in vrow.iter().enumerate() {
+        if d == NONE {
+            continue;
+        }
+        let dr = d as f64 * s.row;
+        g[q] = dr * dr;
+        if empty {
+            v[0] = q;
+            z[0] = f64::NEG_INFINITY;
+            z[1] = f64::INFINITY;
+            empty = false;
+            continue;
+        }
+        let fq = g[q] / sc2 + (q * q) as f64;
+        loop {
+            let p = v[k];
+            let fp = g[p] / sc2 + (p * p) as f64;
+            let x = (fq - fp) / (2.0 * (q - p) as f64);
+            if x <= z[k] && k > 0 {
+                k -= 1;
+                continue;
             }
+            if x <= z[k] {
+                // k == 0 and the new parabola is lower everywhere to the left: replace it.
+                v[0] = q;
+                z[1] = f64::INFINITY;
+            } else {
+                k += 1;
+                v[k] = q;
+                z[k] = x;
+                z[k + 1] = f64::INFINITY;
+            }
+            break;
         }
     }
+    debug_assert!(!empty, "caller guarantees a feature in the image");
+    k
 }
 
 /// Full distance transform with scipy's `distance_transform_edt` semantics: for every pixel the
@@ -178,7 +346,15 @@ pub fn distance_transform_edt(
     let features: Vec<u8> = input.iter().map(|&v| u8::from(v == 0)).collect();
     let all = vec![1u8; input.len()];
     let mut out = Vec::with_capacity(input.len());
-    sample_edt(&features, &all, height, width, spacing, &mut EdtWorkspace::default(), &mut out);
+    sample_edt(
+        &features,
+        &all,
+        height,
+        width,
+        spacing,
+        &mut EdtWorkspace::default(),
+        &mut out,
+    );
     out
 }
 
@@ -214,7 +390,7 @@ mod tests {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                u8::from(x % den == 0)
+                u8::from(x.is_multiple_of(den))
             })
             .collect()
     }
@@ -238,17 +414,28 @@ mod tests {
                 }
                 let q = vec![1u8; h * w];
                 for &s in &spacings {
-                    let mut out = Vec::new();
-                    sample_edt(&f, &q, h, w, s, &mut EdtWorkspace::default(), &mut out);
                     let b = brute(&f, h, w, s);
-                    for (j, (x, y)) in out.iter().zip(&b).enumerate() {
-                        assert_eq!(x.to_bits(), y.to_bits(), "{h}x{w} den {den} {s:?} px {j}");
+                    // Budget 0 forces the envelope; a huge one forces the pruned scan.
+                    for budget in [0, 7, usize::MAX] {
+                        let mut out = Vec::new();
+                        let mut ws = EdtWorkspace::default();
+                        let (mut fp, mut qp) = (Vec::new(), Vec::new());
+                        to_points(&f, w, &mut fp);
+                        to_points(&q, w, &mut qp);
+                        sample_edt_impl(&fp, &qp, (h, w), s, &mut ws, &mut out, budget);
+                        for (j, (x, y)) in out.iter().zip(&b).enumerate() {
+                            assert_eq!(
+                                x.to_bits(),
+                                y.to_bits(),
+                                "{h}x{w} den {den} {s:?} px {j} budget {budget}"
+                            );
+                        }
+                        checked += 1;
                     }
-                    checked += 1;
                 }
             }
         }
-        assert!(checked > 50);
+        assert!(checked > 150);
     }
 
     #[test]
@@ -256,11 +443,27 @@ mod tests {
         let f = vec![0u8; 6];
         let q = vec![0, 1, 0, 0, 0, 1];
         let mut out = Vec::new();
-        sample_edt(&f, &q, 2, 3, Spacing::default(), &mut EdtWorkspace::default(), &mut out);
+        sample_edt(
+            &f,
+            &q,
+            2,
+            3,
+            Spacing::default(),
+            &mut EdtWorkspace::default(),
+            &mut out,
+        );
         assert_eq!(out, vec![f64::INFINITY; 2]);
         let f = vec![1u8, 0, 0, 0, 0, 0];
         out.clear();
-        sample_edt(&f, &q, 2, 3, Spacing::new(2.0, 3.0), &mut EdtWorkspace::default(), &mut out);
+        sample_edt(
+            &f,
+            &q,
+            2,
+            3,
+            Spacing::new(2.0, 3.0),
+            &mut EdtWorkspace::default(),
+            &mut out,
+        );
         // (0,1): 3.0 ; (1,2): sqrt(2^2 + 6^2)
         assert_eq!(out, vec![3.0, (4.0f64 + 36.0).sqrt()]);
     }

@@ -11,9 +11,11 @@ pub mod surface;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub use overlap::{ConfusionCounts, OverlapMetrics};
-pub use surface::{surface, surface_distances, EmptyMask, SurfaceCounts, SurfaceDistances, SurfaceWorkspace};
 pub use overlap::overlap_metrics;
+pub use overlap::{ConfusionCounts, OverlapMetrics};
+pub use surface::{
+    surface, surface_distances, EmptyMask, SurfaceCounts, SurfaceDistances, SurfaceWorkspace,
+};
 
 /// A pixel type that can be read as foreground / background (non-zero = foreground).
 pub trait MaskPixel: Copy {
@@ -65,9 +67,17 @@ impl<'a, T: MaskPixel> Mask<'a, T> {
     pub fn new(data: &'a [T], height: usize, width: usize) -> Result<Self, MaskError> {
         let expected = height.checked_mul(width).ok_or(MaskError::TooLarge)?;
         if data.len() != expected {
-            return Err(MaskError::Length { len: data.len(), height, width });
+            return Err(MaskError::Length {
+                len: data.len(),
+                height,
+                width,
+            });
         }
-        Ok(Self { data, height, width })
+        Ok(Self {
+            data,
+            height,
+            width,
+        })
     }
 
     /// Rows (axis 0).
@@ -98,7 +108,11 @@ impl<'a, T: MaskPixel> Mask<'a, T> {
 pub enum MaskError {
     /// The pixel buffer does not hold `height * width` pixels.
     #[error("mask has {len} pixels but {height}x{width} needs {}", height * width)]
-    Length { len: usize, height: usize, width: usize },
+    Length {
+        len: usize,
+        height: usize,
+        width: usize,
+    },
     /// `height * width` overflows.
     #[error("mask dimensions overflow usize")]
     TooLarge,
@@ -148,7 +162,9 @@ pub(crate) fn check_same_shape<T: MaskPixel, U: MaskPixel>(
     b: &Mask<'_, U>,
 ) -> Result<(), MaskError> {
     if a.height != b.height || a.width != b.width {
-        return Err(MaskError::ShapeMismatch(a.height, a.width, b.height, b.width));
+        return Err(MaskError::ShapeMismatch(
+            a.height, a.width, b.height, b.width,
+        ));
     }
     Ok(())
 }
@@ -224,7 +240,10 @@ mod tests {
         let a = Mask::new(&d, 1, 3).unwrap();
         let b = Mask::new(&d, 3, 1).unwrap();
         assert!(a.get(0, 2) && !a.get(0, 1));
-        assert!(matches!(evaluate(a, b, Spacing::default()), Err(MaskError::ShapeMismatch(1, 3, 3, 1))));
+        assert!(matches!(
+            evaluate(a, b, Spacing::default()),
+            Err(MaskError::ShapeMismatch(1, 3, 3, 1))
+        ));
         assert!(matches!(
             evaluate(a, a, Spacing::new(0.0, 1.0)),
             Err(MaskError::BadSpacing(..))

@@ -186,7 +186,9 @@ pub fn overlap_metrics<T: MaskPixel, U: MaskPixel>(
     result: Mask<'_, T>,
     reference: Mask<'_, U>,
 ) -> Result<OverlapMetrics, MaskError> {
-    Ok(OverlapMetrics::from_counts(&ConfusionCounts::from_masks(result, reference)?))
+    Ok(OverlapMetrics::from_counts(&ConfusionCounts::from_masks(
+        result, reference,
+    )?))
 }
 
 #[cfg(test)]
@@ -214,10 +216,16 @@ mod tests {
     fn empty_fallbacks() {
         let both = counts(&[0, 0], &[0, 0]);
         assert_eq!((both.dice(), both.jaccard()), (1.0, 1.0));
-        assert_eq!((both.precision(), both.recall(), both.specificity()), (0.0, 0.0, 1.0));
+        assert_eq!(
+            (both.precision(), both.recall(), both.specificity()),
+            (0.0, 0.0, 1.0)
+        );
         assert_eq!(both.smoothed_dice(), 1.0);
         let res_empty = counts(&[0, 0], &[1, 0]);
-        assert_eq!((res_empty.dice(), res_empty.jaccard(), res_empty.precision()), (0.0, 0.0, 0.0));
+        assert_eq!(
+            (res_empty.dice(), res_empty.jaccard(), res_empty.precision()),
+            (0.0, 0.0, 0.0)
+        );
         assert!(res_empty.smoothed_dice() > 0.0 && res_empty.smoothed_dice() < 1e-5);
         let full_ref = counts(&[1, 0], &[1, 1]);
         assert_eq!(full_ref.specificity(), 0.0);

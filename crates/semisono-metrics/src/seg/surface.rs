@@ -16,7 +16,7 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::edt::{sample_edt, EdtWorkspace};
+use super::edt::{sample_edt_points, EdtWorkspace, Point};
 use super::overlap::ConfusionCounts;
 use super::{check_same_shape, Mask, MaskError, MaskPixel, Spacing};
 use crate::numeric::{np_mean, np_percentile_linear, np_sum};
@@ -78,8 +78,8 @@ pub struct SurfaceCounts {
 pub struct SurfaceWorkspace {
     fg_a: Vec<u8>,
     fg_b: Vec<u8>,
-    surf_a: Vec<u8>,
-    surf_b: Vec<u8>,
+    surf_a: Vec<Point>,
+    surf_b: Vec<Point>,
     edt: EdtWorkspace,
     d_ab: Vec<f64>,
     d_ba: Vec<f64>,
@@ -95,6 +95,9 @@ impl SurfaceWorkspace {
     }
 
     /// Computes counts, surfaces and, if both masks are non-empty, the distance metrics.
+    ///
+    /// Work is limited to the bounding box of the two masks' foreground: every surface pixel lies
+    /// inside it, so the distances are unchanged (the image edges still count for the surface).
     pub fn compute<T: MaskPixel, U: MaskPixel>(
         &mut self,
         result: Mask<'_, T>,
@@ -104,24 +107,96 @@ impl SurfaceWorkspace {
         check_same_shape(&result, &reference)?;
         spacing.validate()?;
         let (h, w) = (result.height(), result.width());
-        load(result.data(), &mut self.fg_a);
-        load(reference.data(), &mut self.fg_b);
-        let mut counts = ConfusionCounts::default();
-        for (&a, &b) in self.fg_a.iter().zip(&self.fg_b) {
-            counts.add_pixel(a != 0, b != 0);
-        }
-        self.counts = counts;
-        let sa = surface_into(&self.fg_a, h, w, &mut self.surf_a);
-        let sb = surface_into(&self.fg_b, h, w, &mut self.surf_b);
-        self.surface_counts = SurfaceCounts { result: sa, reference: sb };
+        let bbox = self.load(result.data(), reference.data(), w);
         self.d_ab.clear();
         self.d_ba.clear();
-        if let Some(e) = EmptyMask::check(counts.result_size(), counts.reference_size()) {
+        let Some(bbox) = bbox else {
+            self.surface_counts = SurfaceCounts::default();
+            return Ok(Err(EmptyMask::Both));
+        };
+        let sa = surface_into(&self.fg_a, h, w, bbox, &mut self.surf_a);
+        let sb = surface_into(&self.fg_b, h, w, bbox, &mut self.surf_b);
+        self.surface_counts = SurfaceCounts {
+            result: sa,
+            reference: sb,
+        };
+        let c = self.counts;
+        if let Some(e) = EmptyMask::check(c.result_size(), c.reference_size()) {
             return Ok(Err(e));
         }
-        sample_edt(&self.surf_b, &self.surf_a, h, w, spacing, &mut self.edt, &mut self.d_ab);
-        sample_edt(&self.surf_a, &self.surf_b, h, w, spacing, &mut self.edt, &mut self.d_ba);
+        let dims = (h, w);
+        sample_edt_points(
+            &self.surf_b,
+            &self.surf_a,
+            dims,
+            spacing,
+            &mut self.edt,
+            &mut self.d_ab,
+        );
+        sample_edt_points(
+            &self.surf_a,
+            &self.surf_b,
+            dims,
+            spacing,
+            &mut self.edt,
+            &mut self.d_ba,
+        );
         Ok(Ok(self.metrics_from_lists()))
+    }
+
+    /// One pass over both masks: 0/1 copies, confusion counts and the foreground bounding box.
+    fn load<T: MaskPixel, U: MaskPixel>(&mut self, a: &[T], b: &[U], w: usize) -> Option<BBox> {
+        self.fg_a.clear();
+        self.fg_b.clear();
+        self.fg_a.extend(a.iter().map(|p| u8::from(p.is_fg())));
+        self.fg_b.extend(b.iter().map(|p| u8::from(p.is_fg())));
+        let (mut na, mut nb, mut nab) = (0u64, 0u64, 0u64);
+        let mut bbox: Option<BBox> = None;
+        let w1 = w.max(1);
+        for (r, (ra, rb)) in self
+            .fg_a
+            .chunks_exact(w1)
+            .zip(self.fg_b.chunks_exact(w1))
+            .enumerate()
+        {
+            // Branch-free sums per row (vectorisable); the counts fit u32 for any row.
+            let (mut sa, mut sb, mut sab) = (0u32, 0u32, 0u32);
+            for (&x, &y) in ra.iter().zip(rb) {
+                sa += u32::from(x);
+                sb += u32::from(y);
+                sab += u32::from(x & y);
+            }
+            (na, nb, nab) = (na + u64::from(sa), nb + u64::from(sb), nab + u64::from(sab));
+            if sa + sb > 0 {
+                let first = ra
+                    .iter()
+                    .zip(rb)
+                    .position(|(&x, &y)| x | y != 0)
+                    .unwrap_or(0);
+                let last = ra
+                    .iter()
+                    .zip(rb)
+                    .rposition(|(&x, &y)| x | y != 0)
+                    .unwrap_or(0);
+                let bb = bbox.get_or_insert(BBox {
+                    r0: r,
+                    r1: r + 1,
+                    c0: first,
+                    c1: last + 1,
+                });
+                bb.r1 = r + 1;
+                bb.c0 = bb.c0.min(first);
+                bb.c1 = bb.c1.max(last + 1);
+            }
+        }
+        let total = self.fg_a.len() as u64;
+        self.counts = ConfusionCounts {
+            tp: nab,
+            fp: na - nab,
+            fn_: nb - nab,
+            tn: total - (na + nb - nab),
+        };
+        bbox
     }
 
     fn metrics_from_lists(&mut self) -> SurfaceDistances {
@@ -173,52 +248,84 @@ impl SurfaceWorkspace {
         self.pooled.extend_from_slice(&self.d_ba);
         np_percentile_linear(&mut self.pooled, q)
     }
-
-    /// The surface flags (1 = surface) of the last result / reference masks, row-major.
-    pub fn surfaces(&self) -> (&[u8], &[u8]) {
-        (&self.surf_a, &self.surf_b)
-    }
 }
 
-fn load<T: MaskPixel>(data: &[T], out: &mut Vec<u8>) {
-    out.clear();
-    out.extend(data.iter().map(|p| u8::from(p.is_fg())));
+/// Half-open bounding box `[r0, r1) x [c0, c1)`.
+#[derive(Debug, Clone, Copy)]
+struct BBox {
+    r0: usize,
+    r1: usize,
+    c0: usize,
+    c1: usize,
 }
 
-/// Writes the surface flags of the `h x w` 0/1 mask `fg` into `out`; returns the surface size.
-fn surface_into(fg: &[u8], h: usize, w: usize, out: &mut Vec<u8>) -> u64 {
+/// Collects the surface pixels of the `h x w` 0/1 mask `fg` inside `bb` (which must contain all
+/// its foreground) into `out`, row-major; returns their number. Image edges are those of the full
+/// image.
+fn surface_into(fg: &[u8], h: usize, w: usize, bb: BBox, out: &mut Vec<Point>) -> u64 {
     out.clear();
-    out.resize(h * w, 0);
-    let mut n = 0u64;
-    for r in 0..h {
-        let row = &fg[r * w..(r + 1) * w];
-        let edge_row = r == 0 || r + 1 == h;
-        for c in 0..w {
-            if row[c] == 0 {
-                continue;
-            }
-            let s = edge_row
-                || c == 0
-                || c + 1 == w
-                || row[c - 1] == 0
-                || row[c + 1] == 0
-                || fg[(r - 1) * w + c] == 0
-                || fg[(r + 1) * w + c] == 0;
-            if s {
-                out[r * w + c] = 1;
-                n += 1;
+    let push_set = |out: &mut Vec<Point>, r: usize, c0: usize, flags: &[u8]| {
+        for (i, &f) in flags.iter().enumerate() {
+            if f != 0 {
+                out.push((r as u32, (c0 + i) as u32));
             }
         }
+    };
+    for r in bb.r0..bb.r1 {
+        let row = &fg[r * w..(r + 1) * w];
+        if r == 0 || r + 1 == h || w < 3 {
+            // Every foreground pixel of an edge row (or of a grid narrower than 3) is surface.
+            push_set(out, r, bb.c0, &row[bb.c0..bb.c1]);
+            continue;
+        }
+        let (up, down) = (&fg[(r - 1) * w..r * w], &fg[(r + 1) * w..(r + 2) * w]);
+        // Foreground that is not eroded: x & !(up & down & left & right), scanned in chunks of
+        // 8 so runs without surface are skipped in one comparison.
+        let (c0, c1) = (bb.c0.max(1), bb.c1.min(w - 1));
+        if bb.c0 == 0 && row[0] != 0 {
+            out.push((r as u32, 0));
+        }
+        let mut c = c0;
+        while c < c1 {
+            let end = (c + 8).min(c1);
+            let mut flags = [0u8; 8];
+            for (i, f) in flags[..end - c].iter_mut().enumerate() {
+                let j = c + i;
+                *f = row[j] & !(up[j] & down[j] & row[j - 1] & row[j + 1]) & 1;
+            }
+            if u64::from_ne_bytes(flags) != 0 {
+                push_set(out, r, c, &flags[..end - c]);
+            }
+            c = end;
+        }
+        if bb.c1 == w && row[w - 1] != 0 {
+            out.push((r as u32, (w - 1) as u32));
+        }
     }
-    n
+    out.len() as u64
 }
 
 /// The surface of a mask (1 = surface pixel), row-major, MedPy/scipy definition (see module docs).
 pub fn surface<T: MaskPixel>(mask: Mask<'_, T>) -> Vec<u8> {
-    let mut fg = Vec::new();
-    load(mask.data(), &mut fg);
-    let mut out = Vec::new();
-    surface_into(&fg, mask.height(), mask.width(), &mut out);
+    let fg: Vec<u8> = mask.data().iter().map(|p| u8::from(p.is_fg())).collect();
+    let (h, w) = (mask.height(), mask.width());
+    let mut pts = Vec::new();
+    surface_into(
+        &fg,
+        h,
+        w,
+        BBox {
+            r0: 0,
+            r1: h,
+            c0: 0,
+            c1: w,
+        },
+        &mut pts,
+    );
+    let mut out = vec![0u8; h * w];
+    for (r, c) in pts {
+        out[r as usize * w + c as usize] = 1;
+    }
     out
 }
 

@@ -26,9 +26,17 @@ pub fn load_cases(name: &str) -> Vec<Value> {
         .unwrap_or_else(|e| panic!("cannot read oracle file {}: {e}", path.display()));
     let root: Value = serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("{} is not valid JSON: {e}", path.display()));
-    let cases = root["cases"].as_array().expect("`cases` must be a list").clone();
+    let cases = root["cases"]
+        .as_array()
+        .expect("`cases` must be a list")
+        .clone();
     if let Some(n) = root["n_cases"].as_u64() {
-        assert_eq!(cases.len() as u64, n, "{}: n_cases does not match", path.display());
+        assert_eq!(
+            cases.len() as u64,
+            n,
+            "{}: n_cases does not match",
+            path.display()
+        );
     }
     assert!(!cases.is_empty(), "{}: no cases", path.display());
     cases
@@ -87,7 +95,11 @@ impl Report {
                 if g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()) {
                     self.bit_exact += 1;
                 } else if !close(g, w) {
-                    self.fail(id, what, format!("expected {w:?}, got {g:?} (diff {:e})", g - w));
+                    self.fail(
+                        id,
+                        what,
+                        format!("expected {w:?}, got {g:?} (diff {:e})", g - w),
+                    );
                 }
             }
         }
@@ -100,9 +112,15 @@ impl Report {
 
     /// Compares a list of numbers.
     pub fn nums(&mut self, id: &str, what: &str, got: &[f64], want: &Value) {
-        let w = want.as_array().unwrap_or_else(|| panic!("[{id}] {what}: expected a list"));
+        let w = want
+            .as_array()
+            .unwrap_or_else(|| panic!("[{id}] {what}: expected a list"));
         if w.len() != got.len() {
-            self.fail(id, what, format!("length {} vs stored {}", got.len(), w.len()));
+            self.fail(
+                id,
+                what,
+                format!("length {} vs stored {}", got.len(), w.len()),
+            );
             return;
         }
         for (i, (g, wv)) in got.iter().zip(w).enumerate() {

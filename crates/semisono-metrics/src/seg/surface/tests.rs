@@ -4,21 +4,24 @@ use crate::numeric::np_percentile_linear;
 fn parse(rows: &[&str]) -> (Vec<u8>, usize, usize) {
     let h = rows.len();
     let w = rows[0].len();
-    let d = rows.iter().flat_map(|r| r.bytes().map(|b| u8::from(b == b'1'))).collect();
+    let d = rows
+        .iter()
+        .flat_map(|r| r.bytes().map(|b| u8::from(b == b'1')))
+        .collect();
     (d, h, w)
 }
 
 /// Brute force over all surface pairs (the README's reference definition).
 fn brute_directed(sa: &[u8], sb: &[u8], h: usize, w: usize, s: Spacing) -> Vec<f64> {
     let mut out = Vec::new();
-    for i in 0..h * w {
-        if sa[i] == 0 {
+    for (i, &a) in sa.iter().enumerate().take(h * w) {
+        if a == 0 {
             continue;
         }
         let (r, c) = ((i / w) as f64, (i % w) as f64);
         let mut best = f64::INFINITY;
-        for j in 0..h * w {
-            if sb[j] != 0 {
+        for (j, &b) in sb.iter().enumerate().take(h * w) {
+            if b != 0 {
                 let dr = ((j / w) as f64 - r) * s.row;
                 let dc = ((j % w) as f64 - c) * s.col;
                 best = best.min(dr * dr + dc * dc);
@@ -37,12 +40,24 @@ fn check_against_brute(a: &[u8], b: &[u8], h: usize, w: usize, s: Spacing, label
     let (sa, sb) = (surface(ma), surface(mb));
     let ab = brute_directed(&sa, &sb, h, w, s);
     let ba = brute_directed(&sb, &sa, h, w, s);
-    assert_eq!(ws.directed_result_to_reference(), &ab[..], "{label}: d(A->B)");
-    assert_eq!(ws.directed_reference_to_result(), &ba[..], "{label}: d(B->A)");
+    assert_eq!(
+        ws.directed_result_to_reference(),
+        &ab[..],
+        "{label}: d(A->B)"
+    );
+    assert_eq!(
+        ws.directed_reference_to_result(),
+        &ba[..],
+        "{label}: d(B->A)"
+    );
     let mut pooled: Vec<f64> = ab.iter().chain(&ba).copied().collect();
     let hd = pooled.iter().copied().fold(0.0, f64::max);
     assert_eq!(d.hd, hd, "{label}: hd");
-    assert_eq!(d.hd95, np_percentile_linear(&mut pooled, 95.0).unwrap(), "{label}: hd95");
+    assert_eq!(
+        d.hd95,
+        np_percentile_linear(&mut pooled, 95.0).unwrap(),
+        "{label}: hd95"
+    );
     // A mean of equal values can exceed them by rounding, hence the slack.
     assert!(d.hd95 <= d.hd && d.assd <= d.hd * (1.0 + 1e-15), "{label}");
 }
@@ -54,13 +69,19 @@ fn noise(n: usize, seed: u64, den: u64) -> Vec<u8> {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            u8::from(x % den != 0)
+            u8::from(!x.is_multiple_of(den))
         })
         .collect()
 }
 
-const SPACINGS: [Spacing; 3] =
-    [Spacing { row: 1.0, col: 1.0 }, Spacing { row: 0.5, col: 0.8 }, Spacing { row: 1.25, col: 0.4 }];
+const SPACINGS: [Spacing; 3] = [
+    Spacing { row: 1.0, col: 1.0 },
+    Spacing { row: 0.5, col: 0.8 },
+    Spacing {
+        row: 1.25,
+        col: 0.4,
+    },
+];
 
 #[test]
 fn surface_definition() {
@@ -82,10 +103,17 @@ fn surface_definition() {
 fn identical_masks_are_zero() {
     let (m, h, w) = parse(&["00000", "01110", "01110", "00000"]);
     for s in SPACINGS {
-        let d = surface_distances(Mask::new(&m, h, w).unwrap(), Mask::new(&m, h, w).unwrap(), s)
-            .unwrap()
-            .unwrap();
-        assert_eq!((d.hd, d.hd95, d.asd, d.asd_reverse, d.assd, d.assd_legacy), (0.0, 0.0, 0.0, 0.0, 0.0, 0.0));
+        let d = surface_distances(
+            Mask::new(&m, h, w).unwrap(),
+            Mask::new(&m, h, w).unwrap(),
+            s,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (d.hd, d.hd95, d.asd, d.asd_reverse, d.assd, d.assd_legacy),
+            (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        );
     }
 }
 
@@ -94,12 +122,19 @@ fn two_single_pixels_in_opposite_corners() {
     let (a, h, w) = parse(&["100", "000", "000"]);
     let (b, _, _) = parse(&["000", "000", "001"]);
     let s = Spacing::new(1.25, 0.4);
-    let d = surface_distances(Mask::new(&a, h, w).unwrap(), Mask::new(&b, h, w).unwrap(), s)
-        .unwrap()
-        .unwrap();
+    let d = surface_distances(
+        Mask::new(&a, h, w).unwrap(),
+        Mask::new(&b, h, w).unwrap(),
+        s,
+    )
+    .unwrap()
+    .unwrap();
     let (x, y): (f64, f64) = (2.0 * 1.25, 2.0 * 0.4);
     let e = (x * x + y * y).sqrt();
-    assert_eq!((d.hd, d.hd95, d.asd, d.asd_reverse, d.assd), (e, e, e, e, e));
+    assert_eq!(
+        (d.hd, d.hd95, d.asd, d.asd_reverse, d.assd),
+        (e, e, e, e, e)
+    );
 }
 
 #[test]
@@ -107,9 +142,13 @@ fn asd_is_asymmetric_and_assd_is_pooled() {
     // A: a single pixel inside B's disk-like square; B: 3x3 block (8 surface pixels).
     let (a, h, w) = parse(&["00000", "00000", "00100", "00000", "00000"]);
     let (b, _, _) = parse(&["00000", "01110", "01110", "01110", "00000"]);
-    let d = surface_distances(Mask::new(&a, h, w).unwrap(), Mask::new(&b, h, w).unwrap(), Spacing::default())
-        .unwrap()
-        .unwrap();
+    let d = surface_distances(
+        Mask::new(&a, h, w).unwrap(),
+        Mask::new(&b, h, w).unwrap(),
+        Spacing::default(),
+    )
+    .unwrap()
+    .unwrap();
     let s2 = 2f64.sqrt();
     assert_eq!(d.asd, 1.0);
     // B's surface: 4 edge-centres at 1, 4 corners at sqrt(2) from A's pixel.
@@ -120,7 +159,10 @@ fn asd_is_asymmetric_and_assd_is_pooled() {
     let pooled = [1.0, s2, 1.0, s2, 1.0, 1.0, s2, 1.0, s2];
     assert_eq!(d.assd, crate::numeric::np_mean(&pooled));
     assert!((d.assd - (5.0 + 4.0 * s2) / 9.0).abs() < 1e-15);
-    assert_ne!(d.assd, d.assd_legacy, "pooled and legacy ASSD must differ here");
+    assert_ne!(
+        d.assd, d.assd_legacy,
+        "pooled and legacy ASSD must differ here"
+    );
     assert_eq!(d.assd_legacy, (d.asd + d.asd_reverse) / 2.0);
 }
 
@@ -130,15 +172,27 @@ fn empty_masks_are_undefined_not_zero() {
     let o = [0u8, 1, 0, 0];
     let m = |d| Mask::new(d, 2, 2).unwrap();
     let s = Spacing::default();
-    assert_eq!(surface_distances(m(&z), m(&o), s).unwrap(), Err(EmptyMask::Result));
-    assert_eq!(surface_distances(m(&o), m(&z), s).unwrap(), Err(EmptyMask::Reference));
-    assert_eq!(surface_distances(m(&z), m(&z), s).unwrap(), Err(EmptyMask::Both));
+    assert_eq!(
+        surface_distances(m(&z), m(&o), s).unwrap(),
+        Err(EmptyMask::Result)
+    );
+    assert_eq!(
+        surface_distances(m(&o), m(&z), s).unwrap(),
+        Err(EmptyMask::Reference)
+    );
+    assert_eq!(
+        surface_distances(m(&z), m(&z), s).unwrap(),
+        Err(EmptyMask::Both)
+    );
     assert_eq!(hd95(m(&z), m(&z), s).unwrap(), Err(EmptyMask::Both));
 }
 
+/// (label, result, reference, height, width)
+type Case = (String, Vec<u8>, Vec<u8>, usize, usize);
+
 #[test]
 fn tiny_grids_checkerboards_and_full_masks_match_brute_force() {
-    let mut cases: Vec<(String, Vec<u8>, Vec<u8>, usize, usize)> = Vec::new();
+    let mut cases: Vec<Case> = Vec::new();
     for (h, w) in [(1, 16), (16, 1), (2, 2), (3, 3), (5, 7), (1, 1)] {
         let n = h * w;
         let full = vec![1u8; n];
@@ -148,9 +202,27 @@ fn tiny_grids_checkerboards_and_full_masks_match_brute_force() {
         corner[0] = 1;
         let mut other = vec![0u8; n];
         other[n - 1] = 1;
-        cases.push((format!("{h}x{w} full/full"), full.clone(), full.clone(), h, w));
-        cases.push((format!("{h}x{w} full/corner"), full.clone(), corner.clone(), h, w));
-        cases.push((format!("{h}x{w} corner/other"), corner.clone(), other.clone(), h, w));
+        cases.push((
+            format!("{h}x{w} full/full"),
+            full.clone(),
+            full.clone(),
+            h,
+            w,
+        ));
+        cases.push((
+            format!("{h}x{w} full/corner"),
+            full.clone(),
+            corner.clone(),
+            h,
+            w,
+        ));
+        cases.push((
+            format!("{h}x{w} corner/other"),
+            corner.clone(),
+            other.clone(),
+            h,
+            w,
+        ));
         if anti.iter().any(|&v| v != 0) {
             cases.push((format!("{h}x{w} checker/anti"), checker.clone(), anti, h, w));
         }
@@ -174,9 +246,13 @@ fn tiny_grids_checkerboards_and_full_masks_match_brute_force() {
 #[test]
 fn one_pixel_grid_is_defined() {
     let one = [1u8];
-    let d = surface_distances(Mask::new(&one, 1, 1).unwrap(), Mask::new(&one, 1, 1).unwrap(), Spacing::default())
-        .unwrap()
-        .unwrap();
+    let d = surface_distances(
+        Mask::new(&one, 1, 1).unwrap(),
+        Mask::new(&one, 1, 1).unwrap(),
+        Spacing::default(),
+    )
+    .unwrap()
+    .unwrap();
     assert_eq!(d.hd95, 0.0);
 }
 
@@ -185,10 +261,34 @@ fn workspace_reuse_across_shapes() {
     let mut ws = SurfaceWorkspace::new();
     let (a, h, w) = parse(&["0110", "0110"]);
     let (b, _, _) = parse(&["1000", "0000"]);
-    let first = ws.compute(Mask::new(&a, h, w).unwrap(), Mask::new(&b, h, w).unwrap(), Spacing::default());
+    let first = ws.compute(
+        Mask::new(&a, h, w).unwrap(),
+        Mask::new(&b, h, w).unwrap(),
+        Spacing::default(),
+    );
     let big = noise(30 * 30, 5, 2);
-    let _ = ws.compute(Mask::new(&big, 30, 30).unwrap(), Mask::new(&big, 30, 30).unwrap(), Spacing::default());
-    let again = ws.compute(Mask::new(&a, h, w).unwrap(), Mask::new(&b, h, w).unwrap(), Spacing::default());
+    let _ = ws.compute(
+        Mask::new(&big, 30, 30).unwrap(),
+        Mask::new(&big, 30, 30).unwrap(),
+        Spacing::default(),
+    );
+    let again = ws.compute(
+        Mask::new(&a, h, w).unwrap(),
+        Mask::new(&b, h, w).unwrap(),
+        Spacing::default(),
+    );
     assert_eq!(first.unwrap(), again.unwrap());
-    assert_eq!(ws.pooled_percentile(100.0), Some(ws.compute(Mask::new(&a, h, w).unwrap(), Mask::new(&b, h, w).unwrap(), Spacing::default()).unwrap().unwrap().hd));
+    assert_eq!(
+        ws.pooled_percentile(100.0),
+        Some(
+            ws.compute(
+                Mask::new(&a, h, w).unwrap(),
+                Mask::new(&b, h, w).unwrap(),
+                Spacing::default()
+            )
+            .unwrap()
+            .unwrap()
+            .hd
+        )
+    );
 }
