@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input (see `exit`).
 
+mod cmd_bench;
 mod cmd_eval_masks;
 mod cmd_import;
 mod cmd_split;
@@ -39,6 +40,8 @@ enum Command {
     Split(cmd_split::SplitArgs),
     /// Score a folder of predicted masks against ground truth (Dice, IoU, HD95, ASSD, ...).
     EvalMasks(cmd_eval_masks::EvalMasksArgs),
+    /// Measure throughput of the CPU stages (phantom images/s, metric time per mask pair).
+    Bench(cmd_bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
         Command::Export(a) => cmd_import::run_export(a),
         Command::Split(a) => cmd_split::run(a),
         Command::EvalMasks(a) => cmd_eval_masks::run(a),
+        Command::Bench(a) => cmd_bench::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
