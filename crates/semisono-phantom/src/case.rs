@@ -147,18 +147,14 @@ pub fn sample_geometry(
             let depth = if thyroid {
                 pick(rng, &[40.0, 45.0, 50.0])
             } else {
-                pick(rng, &[50.0, 60.0, 70.0, 80.0])
+                pick(rng, &[40.0, 50.0, 60.0])
             };
             Geometry::new(kind, 0.0, depth, r, fov, w, h)
         }
         ProbeKind::Sector => {
             let r = pick(rng, &[0.0, 1.5, 3.0]);
             let fov = pick(rng, &[75.0, 80.0, 85.0, 90.0]);
-            let depth = if thyroid {
-                pick(rng, &[40.0, 50.0, 60.0])
-            } else {
-                pick(rng, &[50.0, 60.0, 70.0, 80.0])
-            };
+            let depth = pick(rng, &[40.0, 50.0, 60.0]);
             Geometry::new(kind, 0.0, depth, r, fov, w, h)
         }
     }

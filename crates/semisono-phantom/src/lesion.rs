@@ -101,6 +101,8 @@ pub struct LesionDescriptors {
 /// A lesion in the physical frame.
 #[derive(Clone, Debug)]
 pub struct Lesion {
+    /// Nominal diameter (mm).
+    pub diameter_mm: f64,
     /// Centre x (mm).
     pub cx: f64,
     /// Centre z (mm).
@@ -144,6 +146,8 @@ pub struct Lesion {
 /// Class-free choices and geometry needed to build a lesion.
 #[derive(Clone, Debug)]
 pub struct LesionPlan {
+    /// Nominal (area-equivalent) diameter before shape modulation (mm); class-independent.
+    pub diameter_mm: f64,
     /// Lateral semi-axis (mm).
     pub a: f64,
     /// Axial semi-axis (mm).
@@ -165,6 +169,45 @@ pub struct LesionPlan {
 }
 
 impl LesionPlan {
+    /// A plain circumscribed oval (no harmonics, spikes, halo or calcifications) with internal echo
+    /// `echo_db` re the host and no posterior change: the analytic reference shape for tests.
+    pub fn ellipse(a: f64, b: f64, tilt: f64, echo_db: f64) -> LesionPlan {
+        let table = radial_table(a, b, tilt, &[], &[], &[]);
+        let r_max = table.iter().fold(0f32, |m, &v| m.max(v)) as f64;
+        LesionPlan {
+            diameter_mm: 2.0 * (a * b).sqrt(),
+            a,
+            b,
+            tilt,
+            table,
+            r_max,
+            desc: LesionDescriptors {
+                shape: if (a / b - 1.0).abs() < 0.1 {
+                    Shape::Round
+                } else {
+                    Shape::Oval
+                },
+                orientation: if a >= b { "parallel" } else { "not-parallel" },
+                margin: Margin::Circumscribed,
+                posterior: Posterior::None,
+                posterior_db: [0.0, 0.0],
+                halo: false,
+                heterogeneous: false,
+                composition: if echo_db < -30.0 {
+                    Composition::Cystic
+                } else {
+                    Composition::Solid
+                },
+                foci: Foci::None,
+                echo_db,
+                echo_pattern: "custom",
+            },
+            blend: 0.075,
+            hetero_db: 0.0,
+            halo: None,
+        }
+    }
+
     /// Turns drawn descriptors into shape and echo parameters. `diameter` is the nominal size (mm),
     /// `thyroid` selects the thyroid cyst variants and foci rates.
     pub fn new(rng: &mut Rng, d: &DrawnDescriptors, diameter: f64, thyroid: bool) -> LesionPlan {
@@ -283,24 +326,7 @@ impl LesionPlan {
         } else {
             Vec::new()
         };
-        let table: Vec<f32> = (0..=N_ANGLES)
-            .map(|i| {
-                let phi = -PI + TAU * i as f64 / N_ANGLES as f64;
-                let (s, c) = (phi - tilt).sin_cos();
-                let re = a * b / ((b * c).powi(2) + (a * s).powi(2)).sqrt();
-                let h: f64 = 1.0
-                    + harm
-                        .iter()
-                        .map(|&(k, amp, ps)| amp * (k * phi + ps).cos())
-                        .sum::<f64>();
-                let p = polygon_factor(&poly, phi);
-                let sp: f64 = spikes
-                    .iter()
-                    .map(|&(pj, l, pw)| l * (phi - pj).cos().max(0.0).powf(pw))
-                    .sum();
-                (re * h * p + sp).max(0.2 * a.min(b)) as f32
-            })
-            .collect();
+        let table = radial_table(a, b, tilt, &harm, &poly, &spikes);
         let r_max = table.iter().fold(0f32, |m, &v| m.max(v)) as f64;
         // Echo level from the echo cue z0 (positive = darker = more suspicious).
         let echo_db = match composition {
@@ -376,6 +402,7 @@ impl LesionPlan {
             echo_pattern,
         };
         LesionPlan {
+            diameter_mm: diameter,
             a,
             b,
             tilt,
@@ -398,6 +425,7 @@ impl LesionPlan {
             Texture::new(rng, cx - ext, cz - ext, 2.0 * ext, 2.0 * ext, cell)
         });
         let mut l = Lesion {
+            diameter_mm: self.diameter_mm,
             cx,
             cz,
             a: self.a,
@@ -459,6 +487,63 @@ impl LesionPlan {
         }
         l
     }
+}
+
+/// Tabulates `R(φ) = r_e(φ)·(1 + Σ A_k cos(kφ + ψ_k))·P(φ) + Σ_j L_j·max(0, cos(φ − φ_j))^{p_j}` at
+/// N_ANGLES + 1 angles from −π. Sines and cosines advance by rotation (no per-angle libm calls), and a
+/// spike is only evaluated within 0.6 rad of its direction (cos^80(0.6) < 1e-6).
+fn radial_table(
+    a: f64,
+    b: f64,
+    tilt: f64,
+    harm: &[(f64, f64, f64)],
+    poly: &[(f64, f64)],
+    spikes: &[(f64, f64, f64)],
+) -> Vec<f32> {
+    let step = TAU / N_ANGLES as f64;
+    let rot = |(c, s): (f64, f64), (dc, ds): (f64, f64)| (c * dc - s * ds, s * dc + c * ds);
+    let (ds, dc) = step.sin_cos();
+    let (s0, c0) = (-PI - tilt).sin_cos();
+    let mut e = (c0, s0);
+    // (current (cos, sin), per-step rotation (cos, sin), amplitude) of each harmonic.
+    type Harmonic = ((f64, f64), (f64, f64), f64);
+    let mut hs: Vec<Harmonic> = harm
+        .iter()
+        .map(|&(k, amp, ps)| {
+            let (s, c) = (-k * PI + ps).sin_cos();
+            let (sd, cd) = (k * step).sin_cos();
+            ((c, s), (cd, sd), amp)
+        })
+        .collect();
+    let mut out = Vec::with_capacity(N_ANGLES + 1);
+    for i in 0..=N_ANGLES {
+        let phi = -PI + step * i as f64;
+        if i % 64 == 0 {
+            // Re-anchor the recurrences to keep rounding errors negligible.
+            let (s, c) = (phi - tilt).sin_cos();
+            e = (c, s);
+            for (h, &(k, _, ps)) in hs.iter_mut().zip(harm) {
+                let (s, c) = (k * phi + ps).sin_cos();
+                h.0 = (c, s);
+            }
+        }
+        let re = a * b / ((b * e.0).powi(2) + (a * e.1).powi(2)).sqrt();
+        let h: f64 = 1.0 + hs.iter().map(|h| h.2 * h.0 .0).sum::<f64>();
+        let p = polygon_factor(poly, phi);
+        let mut sp = 0.0;
+        for &(pj, l, pw) in spikes {
+            let d = (phi - pj + PI).rem_euclid(TAU) - PI;
+            if d.abs() < 0.6 {
+                sp += l * d.cos().powf(pw);
+            }
+        }
+        out.push((re * h * p + sp).max(0.2 * a.min(b)) as f32);
+        e = rot(e, (dc, ds));
+        for h in hs.iter_mut() {
+            h.0 = rot(h.0, h.1);
+        }
+    }
+    out
 }
 
 fn polygon_factor(poly: &[(f64, f64)], phi: f64) -> f64 {
@@ -653,6 +738,7 @@ impl Lesion {
         let r2 = |v: f64| (v * 100.0).round() / 100.0;
         json!({
             "center_mm": [r2(self.cx), r2(self.cz)],
+            "diameter_mm": r2(self.diameter_mm),
             "semi_axes_mm": [r2(self.a), r2(self.b)],
             "tilt_deg": r2(self.tilt.to_degrees()),
             "max_radius_mm": r2(self.r_max),

@@ -137,7 +137,7 @@ impl Default for PhantomConfig {
             classes: ClassMode::ThreeClass,
             class_prior: None,
             overlap: 0.0,
-            d_prime: 0.5,
+            d_prime: 0.0,
             label_noise: 0.0,
             ambiguous_fraction: 0.0,
             mask_includes_halo: false,

@@ -7,8 +7,8 @@ use crate::geometry::{scan_lut, ProbeKind};
 use crate::lesion::{Composition, Foci, Margin, Shape};
 use crate::rng::{Rng, Stream};
 use crate::speckle::{
-    axial_pass, binomial3, db_table, db_to_amp, fast_db10, fill_field, gaussian_kernel,
-    lateral_kernels, lateral_pass,
+    axial_pass, binomial3, db_to_amp, fast_db10, fill_field, gaussian_kernel, lateral_kernels,
+    lateral_pass,
 };
 use crate::{class_names, PhantomConfig, PhantomSample, Preset};
 use serde_json::{json, Value};
@@ -68,19 +68,24 @@ pub fn render_beam(case: &Case) -> BeamImage {
         .collect();
     // Reverberation copies of strong interfaces (A-lines, tracheal rings): coherent bands added after
     // attenuation and TGC, so they show inside the shadow they sit in.
-    let mut rev: Vec<f32> = Vec::new();
-    let reverbs = case.anatomy.reverbs();
-    if !reverbs.is_empty() {
-        rev = vec![0f32; n];
-    }
-    for r in &reverbs {
+    let mut rev = vec![0f32; n];
+    for r in &case.anatomy.reverbs() {
         let Some((_, _, l0, l1)) = g.beam_bbox(r.xmin, r.xmax, 0.0, g.depth_mm) else {
             continue;
         };
         let sig = (0.5 * r.width_mm).max(acq.sigma_axial * g.dz_mm);
         let taper = 0.15 * (r.xmax - r.xmin);
-        for iz in 0..nz {
-            for il in l0..=l1 {
+        for il in l0..=l1 {
+            // Linear probes: only the rows near the copies; fans: all rows (u is not the row depth).
+            let rows = if g.kind == ProbeKind::Linear {
+                let di = r.depth.at(g.beam_xz(0, il).0);
+                let lo = ((2.0 * di - 3.0 * sig) / g.dz_mm).max(0.0) as usize;
+                let hi = (((1.0 + r.count as f64) * di + 3.0 * sig) / g.dz_mm + 1.0) as usize;
+                lo.min(nz)..hi.min(nz)
+            } else {
+                0..nz
+            };
+            for iz in rows {
                 let (x, z) = g.beam_xz(iz, il);
                 if x < r.xmin || x > r.xmax {
                     continue;
@@ -90,7 +95,7 @@ pub fn render_beam(case: &Case) -> BeamImage {
                     continue;
                 }
                 let u = layer_depth(g, x, z);
-                let k = (u / di).round();
+                let k = ((u / di + 0.5) as i32) as f64;
                 if k < 2.0 || k >= 2.0 + r.count as f64 {
                     continue;
                 }
@@ -162,20 +167,25 @@ pub fn render_beam(case: &Case) -> BeamImage {
     };
     let mut nrng = Rng::for_image(case.seed, case.index, Stream::Noise);
     let mut noise = vec![0f32; 2 * nl];
-    let table = db_table();
     let mut db = vec![0f32; n];
-    for iz in 0..nz {
+    for (iz, &tg) in tgc.iter().enumerate() {
         if sigma_n > 0.0 {
             nrng.fill_normals(&mut noise);
         }
-        let row = iz * nl;
-        for il in 0..nl {
-            let i = row + il;
-            let f = db_to_amp(tgc[iz] - att[i]);
-            let r = if rev.is_empty() { 0.0 } else { rev[i] };
-            let ii = re[i] * f + r + sigma_n * noise[2 * il];
-            let qq = im[i] * f + sigma_n * noise[2 * il + 1];
-            db[i] = fast_db10(ii * ii + qq * qq, table);
+        let s = iz * nl..(iz + 1) * nl;
+        let (nr, ni) = noise.split_at(nl);
+        let row = db[s.clone()]
+            .iter_mut()
+            .zip(&re[s.clone()])
+            .zip(&im[s.clone()])
+            .zip(&att[s.clone()])
+            .zip(&rev[s])
+            .zip(nr.iter().zip(ni));
+        for (((((o, &a), &b), &at), &r), (&n1, &n2)) in row {
+            let f = db_to_amp(tg - at);
+            let ii = a * f + r + sigma_n * n1;
+            let qq = b * f + sigma_n * n2;
+            *o = fast_db10(ii * ii + qq * qq);
         }
     }
     // Display mapping: [H − DR, H] → [0, 1], optional gamma (table), smoothing.

@@ -45,6 +45,40 @@ impl Texture {
     }
 }
 
+/// Smooth random field on the beam grid (row-major `nz × nl`): a coarse grid of N(0,1) values with
+/// `cells` cells across the larger dimension, upsampled bilinearly in two separable passes.
+pub fn beam_texture(rng: &mut Rng, nz: usize, nl: usize, cells: f64) -> Vec<f32> {
+    let cell = (nz.max(nl) as f64 / cells).max(1.0);
+    let gz = (nz as f64 / cell).ceil() as usize + 2;
+    let gl = (nl as f64 / cell).ceil() as usize + 2;
+    let mut coarse = vec![0f32; gz * gl];
+    rng.fill_normals(&mut coarse);
+    // Random sub-cell offset so grid nodes do not line up across images.
+    let (oz, ol) = (rng.uniform() as f32, rng.uniform() as f32);
+    let inv = 1.0 / cell as f32;
+    let mut tmp = vec![0f32; gz * nl];
+    for il in 0..nl {
+        let f = il as f32 * inv + ol;
+        let j = f as usize;
+        let t = f - j as f32;
+        for r in 0..gz {
+            let c = &coarse[r * gl..];
+            tmp[r * nl + il] = c[j] + t * (c[j + 1] - c[j]);
+        }
+    }
+    let mut out = vec![0f32; nz * nl];
+    for iz in 0..nz {
+        let f = iz as f32 * inv + oz;
+        let r = f as usize;
+        let t = f - r as f32;
+        let (a, b) = (&tmp[r * nl..(r + 1) * nl], &tmp[(r + 1) * nl..(r + 2) * nl]);
+        for ((o, &x), &y) in out[iz * nl..(iz + 1) * nl].iter_mut().zip(a).zip(b) {
+            *o = x + t * (y - x);
+        }
+    }
+    out
+}
+
 /// atan2(y, x) with |error| < 2e-5 rad (odd minimax polynomial on [0, 1] plus octant folding).
 #[inline]
 pub fn fast_atan2(y: f64, x: f64) -> f64 {
@@ -135,6 +169,16 @@ impl XTable {
             x0,
             inv_dx: 1.0 / dx,
             v: (0..n).map(|i| f(x0 + i as f64 * dx) as f32).collect(),
+        }
+    }
+
+    /// Table from `n = values.len()` samples over `[x0, x1]`.
+    pub fn from_values(x0: f64, x1: f64, v: Vec<f32>) -> XTable {
+        let dx = (x1 - x0) / (v.len() - 1) as f64;
+        XTable {
+            x0,
+            inv_dx: 1.0 / dx,
+            v,
         }
     }
 

@@ -4,7 +4,7 @@
 use super::{box_in_fan, layer_depth, Blob, Maps, Reverb};
 use crate::geometry::{Geometry, ProbeKind};
 use crate::rng::Rng;
-use crate::util::{smoothstep, Boundary, Texture, XTable};
+use crate::util::{beam_texture, Boundary, XTable};
 use serde_json::{json, Value};
 
 #[derive(Clone, Debug)]
@@ -39,8 +39,8 @@ pub struct Breast {
     e_fat: f64,
     e_retro: f64,
     e_pect: f64,
-    lo: Texture,
-    hi: Texture,
+    /// Seed of the smooth tissue textures (generated on the beam grid at paint time).
+    tex_seed: u64,
     ligaments: Vec<Ligament>,
     strands: Vec<Strand>,
     striation: (f64, f64, f64),
@@ -52,6 +52,8 @@ pub struct Breast {
 /// Index of the layer boundaries: bottom of skin, fat, gland, retromammary fat, pectoralis, fascia,
 /// chest wall (pleura).
 const SKIN: usize = 0;
+/// At most 6 strands and 2 ducts.
+const MAX_STRANDS: usize = 8;
 const FAT: usize = 1;
 const GLAND: usize = 2;
 const RETRO: usize = 3;
@@ -84,23 +86,7 @@ impl Breast {
             Boundary::random(rng, fascia, 0.0, 0.0, 0.0),
             thick(rng, 3.0, 8.0, 0.1),
         ];
-        let (z0, z1) = (g.z_top - 2.0, g.depth_mm + 2.0);
-        let lo = Texture::new(
-            rng,
-            -hw,
-            z0,
-            2.0 * hw,
-            z1 - z0,
-            (2.0 * hw).max(z1 - z0) / 14.0,
-        );
-        let hi = Texture::new(
-            rng,
-            -hw,
-            z0,
-            2.0 * hw,
-            z1 - z0,
-            (2.0 * hw).max(z1 - z0) / 40.0,
-        );
+        let tex_seed = rng.next_u64();
         let ligaments = (0..rng.int(3, 8))
             .map(|_| Ligament {
                 x0: rng.range(-hw, hw),
@@ -140,8 +126,7 @@ impl Breast {
             e_fat: -14.0 + 2.5 * rng.normal().clamp(-1.5, 1.5),
             e_retro: rng.range(-12.0, -8.0),
             e_pect: rng.range(-8.0, -6.0),
-            lo,
-            hi,
+            tex_seed,
             ligaments,
             strands,
             striation: (
@@ -206,66 +191,87 @@ impl Breast {
         b
     }
 
-    /// Cumulative depth (below the transducer face) of boundary `k` at lateral position x.
-    fn depth(&self, k: usize, x: f64) -> f64 {
-        let fat = self.layers[SKIN].at(x).max(0.8) + self.layers[FAT].at(x).max(1.0);
-        if k == SKIN {
-            return self.layers[SKIN].at(x).max(0.8);
-        }
-        if k == FAT {
-            return fat;
-        }
+    /// Depths (below the transducer face) of all seven boundaries at lateral position x.
+    fn depths(&self, x: f64) -> [f64; 7] {
+        let skin = self.layers[SKIN].at(x).max(0.8);
+        let fat = skin + self.layers[FAT].at(x).max(1.0);
         let gland = self.layers[GLAND].at(x).max(fat + 3.0);
-        if k == GLAND {
-            return gland;
+        let mut d = [skin, fat, gland, 0.0, 0.0, 0.0, 0.0];
+        for k in RETRO..=PLEURA {
+            d[k] = d[k - 1] + self.layers[k].at(x).max(0.3);
         }
-        gland
-            + self.layers[RETRO..=k]
-                .iter()
-                .map(|l| l.at(x).max(0.3))
-                .sum::<f64>()
+        d
+    }
+
+    /// Depth of boundary `k` at x.
+    fn depth(&self, k: usize, x: f64) -> f64 {
+        self.depths(x)[k]
     }
 
     fn tables(&self) -> Vec<XTable> {
+        let n = 96;
+        let (x0, x1) = (-self.hw - 4.0, self.hw + 4.0);
+        let d: Vec<[f64; 7]> = (0..n)
+            .map(|i| self.depths(x0 + (x1 - x0) * i as f64 / (n - 1) as f64))
+            .collect();
         (0..7)
-            .map(|k| XTable::new(-self.hw - 4.0, self.hw + 4.0, 160, |x| self.depth(k, x)))
+            .map(|k| XTable::from_values(x0, x1, d.iter().map(|v| v[k] as f32).collect()))
             .collect()
     }
 
     /// Paints the layered tissue, lobules and ribs.
+    #[allow(clippy::needless_range_loop)]
     pub fn paint(&self, g: &Geometry) -> Maps {
         let mut maps = Maps::new(g.nz, g.nl, 0.0, 0.75);
         let tabs = self.tables();
         let linear = g.kind == ProbeKind::Linear;
-        // Linear probes: x is constant along a line, so the boundaries are computed once per line.
-        let line_bounds: Vec<[f64; 7]> = if linear {
-            (0..g.nl)
-                .map(|il| {
-                    let x = g.beam_xz(0, il).0;
-                    std::array::from_fn(|k| tabs[k].at(x))
+        let (period, tilt, phase) = self.striation;
+        let (st, ct) = tilt.sin_cos();
+        let (st, ct) = (st / period, ct / period);
+        let phase = phase / std::f64::consts::TAU;
+        let mut trng = Rng::from_seed(self.tex_seed);
+        let lo = beam_texture(&mut trng, g.nz, g.nl, 14.0);
+        let hi = beam_texture(&mut trng, g.nz, g.nl, 40.0);
+        let strand_tabs: Vec<XTable> = self
+            .strands
+            .iter()
+            .map(|s| {
+                XTable::new(-self.hw - 4.0, self.hw + 4.0, 64, |x| {
+                    s.amp * (std::f64::consts::TAU * x / s.period + s.phase).sin()
                 })
-                .collect()
+            })
+            .collect();
+        // Per-x column data: 7 boundary depths, then the depth of each strand / duct.
+        let col_at = |x: f64| -> [f64; 7 + MAX_STRANDS] {
+            let mut c = [0f64; 7 + MAX_STRANDS];
+            for k in 0..7 {
+                c[k] = tabs[k].at(x);
+            }
+            let t = c[GLAND] - c[FAT];
+            for (k, (s, tab)) in self.strands.iter().zip(&strand_tabs).enumerate() {
+                c[7 + k] = c[FAT] + s.frac * t + tab.at(x);
+            }
+            c
+        };
+        // Linear probes: x is constant along a line, so columns are computed once per line.
+        let line_cols: Vec<[f64; 7 + MAX_STRANDS]> = if linear {
+            (0..g.nl).map(|il| col_at(g.beam_xz(0, il).0)).collect()
         } else {
             Vec::new()
         };
-        let mut bounds = [0f64; 7];
-        let (period, tilt, phase) = self.striation;
-        let (st, ct) = tilt.sin_cos();
-        let k_str = std::f64::consts::TAU / period;
+        let t_fat = self.layers[FAT].base.max(0.5);
+        let lig_norm: Vec<f64> = self
+            .ligaments
+            .iter()
+            .map(|l| 1.0 / (1.0 + (l.dx / t_fat).powi(2)).sqrt())
+            .collect();
         for iz in 0..g.nz {
             for il in 0..g.nl {
                 let (x, z) = g.beam_xz(iz, il);
-                if linear {
-                    bounds = line_bounds[il];
-                } else {
-                    for (b, t) in bounds.iter_mut().zip(&tabs) {
-                        *b = t.at(x);
-                    }
-                }
+                let bounds = if linear { line_cols[il] } else { col_at(x) };
                 let u = layer_depth(g, x, z);
-                let lo = self.lo.sample(x, z) as f64;
-                let hi = self.hi.sample(x, z) as f64;
                 let i = iz * g.nl + il;
+                let (lo, hi) = (lo[i] as f64, hi[i] as f64);
                 let jit = 1.2 * hi;
                 let (mut e, a);
                 if u < bounds[SKIN] {
@@ -276,9 +282,9 @@ impl Breast {
                     a = 0.45;
                     let t = (bounds[FAT] - bounds[SKIN]).max(0.5);
                     let f = ((u - bounds[SKIN]) / t).clamp(0.0, 1.0);
-                    for l in &self.ligaments {
+                    for (l, &nrm) in self.ligaments.iter().zip(&lig_norm) {
                         let xc = l.x0 + l.dx * (1.0 - f) + l.curve * f * (1.0 - f);
-                        let d = (x - xc).abs() / (1.0 + (l.dx / t).powi(2)).sqrt();
+                        let d = (x - xc).abs() * nrm;
                         if d < l.width {
                             e = e.max(self.e_fat + l.db * (1.0 - d / l.width) + 6.0);
                         }
@@ -286,11 +292,8 @@ impl Breast {
                 } else if u - jit < bounds[GLAND] {
                     e = 3.0 * lo + 2.5 * hi;
                     a = 0.75;
-                    let t = bounds[GLAND] - bounds[FAT];
-                    for s in &self.strands {
-                        let zc = bounds[FAT]
-                            + s.frac * t
-                            + s.amp * (std::f64::consts::TAU * x / s.period + s.phase).sin();
+                    for (k, s) in self.strands.iter().enumerate() {
+                        let zc = bounds[7 + k];
                         let d = (u - zc).abs();
                         if d < s.width {
                             let w = 1.0 - d / s.width;
@@ -305,8 +308,11 @@ impl Breast {
                     e = self.e_retro + 1.5 * hi;
                     a = 0.45;
                 } else if u < bounds[PECT] {
-                    let s = (k_str * (u * ct + x * st) + phase).cos();
-                    e = self.e_pect + 1.5 * hi + 5.0 * smoothstep(0.55, 1.0, s);
+                    // Fibrillar striations: thin bright lines where the phase is near an integer.
+                    let v = u * ct + x * st + phase;
+                    let fr = v - v.floor();
+                    let dist = fr.min(1.0 - fr);
+                    e = self.e_pect + 1.5 * hi + 5.0 * (1.0 - dist / 0.14).max(0.0);
                     a = 0.95;
                 } else if u < bounds[FASCIA] {
                     e = 9.0;
@@ -333,10 +339,10 @@ impl Breast {
             }
         }
         for l in &self.lobules {
-            l.paint(g, &mut maps, &self.hi);
+            l.paint(g, &mut maps, &hi);
         }
         for r in &self.ribs {
-            r.paint(g, &mut maps, &self.hi);
+            r.paint(g, &mut maps, &hi);
         }
         maps
     }
@@ -346,7 +352,7 @@ impl Breast {
         vec![Reverb {
             xmin: -self.hw,
             xmax: self.hw,
-            depth: XTable::new(-self.hw - 4.0, self.hw + 4.0, 64, |x| self.depth(PLEURA, x)),
+            depth: XTable::new(-self.hw - 4.0, self.hw + 4.0, 48, |x| self.depth(PLEURA, x)),
             first_db: -3.0,
             decay_db: 5.0,
             count: 3,

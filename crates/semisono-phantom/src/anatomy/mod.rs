@@ -10,7 +10,7 @@ pub use thyroid::Thyroid;
 use crate::geometry::Geometry;
 use crate::rng::Rng;
 use crate::speckle::db_to_amp;
-use crate::util::{smoothstep, Texture, XTable};
+use crate::util::{smoothstep, XTable};
 use serde_json::{json, Value};
 
 /// Beam-space tissue maps, row-major `nz × nl`.
@@ -104,21 +104,26 @@ pub struct Blob {
 
 impl Blob {
     /// Radial signed distance (mm, < 0 inside) and the cosine of the polar angle from the top.
+    /// Returns `None` early when the point is certainly farther than `qmax` (squared normalised radius).
     #[inline]
-    fn sd(&self, x: f64, z: f64) -> (f64, f64) {
+    fn sd(&self, x: f64, z: f64, (s, c): (f64, f64), qmax: f64) -> Option<(f64, f64)> {
         let (dx, dz) = (x - self.cx, z - self.cz);
-        let (s, c) = self.tilt.sin_cos();
-        let (u, v) = (c * dx + s * dz, -s * dx + c * dz);
-        let d = (dx * dx + dz * dz).sqrt();
-        let rn = ((u / self.a).powi(2) + (v / self.b).powi(2)).sqrt();
-        if rn < 1e-9 {
-            return (-self.a.min(self.b), 1.0);
+        let (u, v) = ((c * dx + s * dz) / self.a, (-s * dx + c * dz) / self.b);
+        let q = u * u + v * v;
+        if q > qmax {
+            return None;
         }
-        (d * (1.0 - 1.0 / rn), -dz / d.max(1e-9))
+        let d = (dx * dx + dz * dz).sqrt();
+        let rn = q.sqrt();
+        if rn < 1e-9 {
+            return Some((-self.a.min(self.b), 1.0));
+        }
+        Some((d * (1.0 - 1.0 / rn), -dz / d.max(1e-9)))
     }
 
     /// Paints the blob over the maps (bounding-box limited).
-    pub fn paint(&self, g: &Geometry, maps: &mut Maps, tex: &Texture) {
+    /// `tex` is a smooth random field on the beam grid.
+    pub fn paint(&self, g: &Geometry, maps: &mut Maps, tex: &[f32]) {
         let wall_w = self.wall.map_or(0.0, |w| w.0);
         let m = self.a.max(self.b) + self.edge + wall_w + 0.5;
         let Some((r0, r1, l0, l1)) =
@@ -127,17 +132,21 @@ impl Blob {
             return;
         };
         let he = 0.5 * self.edge.max(1e-3);
+        let sc = self.tilt.sin_cos();
+        let qmax = (1.0 + (he + wall_w) / self.a.min(self.b)).powi(2);
         for iz in r0..=r1 {
             for il in l0..=l1 {
                 let (x, z) = g.beam_xz(iz, il);
-                let (sd, up) = self.sd(x, z);
+                let Some((sd, up)) = self.sd(x, z, sc, qmax) else {
+                    continue;
+                };
                 if sd > he + wall_w {
                     continue;
                 }
                 let i = iz * maps.nl + il;
                 let w = 1.0 - smoothstep(-he, he, sd);
                 if w > 0.0 {
-                    let e = self.echo + self.tex_amp * tex.sample(x, z) as f64;
+                    let e = self.echo + self.tex_amp * tex[i] as f64;
                     let w = w as f32;
                     maps.echo[i] += w * (e as f32 - maps.echo[i]);
                     maps.alpha[i] += w * (self.alpha as f32 - maps.alpha[i]);

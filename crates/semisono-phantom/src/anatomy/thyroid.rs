@@ -4,7 +4,7 @@
 use super::{box_in_fan, layer_depth, Blob, Maps, Reverb};
 use crate::geometry::Geometry;
 use crate::rng::Rng;
-use crate::util::{smoothstep, Boundary, Texture, XTable};
+use crate::util::{beam_texture, smoothstep, Boundary, XTable};
 use serde_json::{json, Value};
 
 #[derive(Clone, Debug)]
@@ -42,8 +42,8 @@ pub struct Thyroid {
     carotid_dz: [f64; 2],
     jugular: [(f64, f64, f64); 2],
     esophagus_side: Option<f64>,
-    lo: Texture,
-    hi: Texture,
+    /// Seed of the smooth tissue textures (generated on the beam grid at paint time).
+    tex_seed: u64,
     fib: (f64, f64),
 }
 
@@ -86,23 +86,7 @@ impl Thyroid {
                 l.a += gap - rho * 0.8;
             }
         }
-        let (z0, z1) = (g.z_top - 2.0, g.depth_mm + 2.0);
-        let lo = Texture::new(
-            rng,
-            -hw,
-            z0,
-            2.0 * hw,
-            z1 - z0,
-            (2.0 * hw).max(z1 - z0) / 14.0,
-        );
-        let hi = Texture::new(
-            rng,
-            -hw,
-            z0,
-            2.0 * hw,
-            z1 - z0,
-            (2.0 * hw).max(z1 - z0) / 40.0,
-        );
+        let tex_seed = rng.next_u64();
         Thyroid {
             hw,
             xm,
@@ -131,8 +115,7 @@ impl Thyroid {
                 )
             }),
             esophagus_side: rng.bernoulli(0.5).then_some(1.0),
-            lo,
-            hi,
+            tex_seed,
             fib: (rng.range(1.2, 2.2), rng.range(0.0, 6.3)),
         }
     }
@@ -184,36 +167,37 @@ impl Thyroid {
     /// Paints the neck.
     pub fn paint(&self, g: &Geometry) -> Maps {
         let mut maps = Maps::new(g.nz, g.nl, self.e_deep as f32, 0.9);
-        let musc = XTable::new(-self.hw - 4.0, self.hw + 4.0, 160, |x| {
-            self.muscle_bottom(x)
-        });
-        let derm = XTable::new(-self.hw - 4.0, self.hw + 4.0, 160, |x| self.dermis.at(x));
-        let fat = XTable::new(-self.hw - 4.0, self.hw + 4.0, 160, |x| {
+        let musc = XTable::new(-self.hw - 4.0, self.hw + 4.0, 96, |x| self.muscle_bottom(x));
+        let derm = XTable::new(-self.hw - 4.0, self.hw + 4.0, 96, |x| self.dermis.at(x));
+        let fat = XTable::new(-self.hw - 4.0, self.hw + 4.0, 96, |x| {
             self.dermis.at(x) + self.subcut.at(x)
         });
-        let kf = std::f64::consts::TAU / self.fib.0;
+        let kf = 1.0 / self.fib.0;
+        let ph = self.fib.1 / std::f64::consts::TAU;
+        let mut trng = Rng::from_seed(self.tex_seed);
+        let lo = beam_texture(&mut trng, g.nz, g.nl, 14.0);
+        let hi = beam_texture(&mut trng, g.nz, g.nl, 40.0);
         for iz in 0..g.nz {
             for il in 0..g.nl {
                 let (x, z) = g.beam_xz(iz, il);
                 let u = layer_depth(g, x, z);
                 let i = iz * g.nl + il;
-                let hi = self.hi.sample(x, z) as f64;
+                let (lo, hi) = (lo[i] as f64, hi[i] as f64);
                 let (e, a) = if u < derm.at(x) {
                     (-2.0 + 1.5 * hi, 0.8)
                 } else if u < fat.at(x) {
                     (self.e_fat + 2.0 * hi, 0.45)
                 } else if u < musc.at(x) {
                     // Fibrillar muscle: fine echogenic lines roughly parallel to the skin.
-                    let s = (kf * (u + 0.08 * x) + self.fib.1).cos();
+                    let v = kf * (u + 0.08 * x) + ph;
+                    let fr = v - v.floor();
+                    let dist = fr.min(1.0 - fr);
                     (
-                        self.e_muscle + 1.5 * hi + 4.0 * smoothstep(0.6, 1.0, s),
+                        self.e_muscle + 1.5 * hi + 4.0 * (1.0 - dist / 0.12).max(0.0),
                         1.0,
                     )
                 } else {
-                    (
-                        self.e_deep + 2.0 * self.lo.sample(x, z) as f64 + 1.5 * hi,
-                        0.9,
-                    )
+                    (self.e_deep + 2.0 * lo + 1.5 * hi, 0.9)
                 };
                 maps.echo[i] = e as f32;
                 maps.alpha[i] = a as f32;
@@ -237,7 +221,7 @@ impl Thyroid {
                 alpha: 0.9,
                 wall: None,
             }
-            .paint(g, &mut maps, &self.hi);
+            .paint(g, &mut maps, &hi);
         }
         // Lobes and isthmus: homogeneous "ground glass" parenchyma with a thin capsule.
         let p = self.parenchyma_db;
@@ -254,7 +238,7 @@ impl Thyroid {
                 alpha: 0.7,
                 wall: Some((0.4, p + 4.0, 1.0, 0.0)),
             }
-            .paint(g, &mut maps, &self.hi);
+            .paint(g, &mut maps, &hi);
         }
         let span = (self.lobes[1].cx - self.lobes[0].cx).abs() * 0.5;
         Blob {
@@ -269,7 +253,7 @@ impl Thyroid {
             alpha: 0.7,
             wall: None,
         }
-        .paint(g, &mut maps, &self.hi);
+        .paint(g, &mut maps, &hi);
         if let Some(side) = self.esophagus_side {
             let (ex, ez) = (tx + side * (self.rho * 0.7 + 3.0), tz + self.rho * 0.55);
             Blob {
@@ -284,7 +268,7 @@ impl Thyroid {
                 alpha: 0.9,
                 wall: None,
             }
-            .paint(g, &mut maps, &self.hi);
+            .paint(g, &mut maps, &hi);
             Blob {
                 cx: ex,
                 cz: ez,
@@ -297,12 +281,12 @@ impl Thyroid {
                 alpha: 0.9,
                 wall: None,
             }
-            .paint(g, &mut maps, &self.hi);
+            .paint(g, &mut maps, &hi);
         }
         for k in 0..2 {
             let (c, j) = self.vessels_of(k);
-            j.paint(g, &mut maps, &self.hi);
-            c.paint(g, &mut maps, &self.hi);
+            j.paint(g, &mut maps, &hi);
+            c.paint(g, &mut maps, &hi);
         }
         self.paint_trachea(g, &mut maps);
         maps
