@@ -1,4 +1,7 @@
-//! Networks and losses on Burn 0.22 (backbones, U-Net decoder, heads, inter-task attention, saliency, losses).
+//! Networks and losses on Burn 0.22 (backbones, U-Net decoder, heads, saliency, losses).
 //!
-//! Empty shell: filled by issue 3 ("Hermes end to end"). Burn is deliberately not a dependency yet so the
-//! foundation (data, metrics, CLI) builds and tests in seconds.
+//! Burn 0.22 has no backend type parameter: every tensor is `Tensor<D>` on a runtime `Device`
+//! (`Device::flex()` for CPU, `.autodiff()` for training), so nothing here is generic.
+
+pub mod losses;
+pub mod ops;
