@@ -5,3 +5,4 @@
 
 pub mod losses;
 pub mod ops;
+pub mod saliency;
