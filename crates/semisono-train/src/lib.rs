@@ -1,3 +1,7 @@
-//! Semi-supervised methods behind the `SslMethod` trait, the training loop, checkpoints, evaluation, prediction.
+//! Semi-supervised methods behind the `SslMethod` trait, the training loop, checkpoints, evaluation,
+//! prediction.
 //!
-//! Empty shell: filled by issue 3 (Hermes, supervised) and issue 4 (PatchCL, MLRPL, Mean Teacher, FixMatch, CPS).
+//! This part is framework-free groundwork that the Burn training loop builds on:
+//! * [`schedule`]: ramps, thresholds, learning-rate schedule and epoch arithmetic;
+
+pub mod schedule;
