@@ -75,6 +75,14 @@ fn main() {
     if let Some(dir) = std::path::Path::new(&out).parent() {
         std::fs::create_dir_all(dir).ok();
     }
-    sheet.save(&out).expect("write contact sheet");
+    // Best compression with adaptive filters keeps the sheet small (speckle compresses poorly).
+    let file = std::io::BufWriter::new(std::fs::File::create(&out).expect("create contact sheet"));
+    let enc = image::codecs::png::PngEncoder::new_with_quality(
+        file,
+        image::codecs::png::CompressionType::Best,
+        image::codecs::png::FilterType::Adaptive,
+    );
+    image::ImageEncoder::write_image(enc, sheet.as_raw(), w, h, image::ExtendedColorType::Rgb8)
+        .expect("write contact sheet");
     eprintln!("wrote {out} ({w}x{h})");
 }

@@ -276,10 +276,10 @@ pub fn sample_case(cfg: &PhantomConfig, index: u64) -> Case {
             match placed {
                 Some(l) => lesions.push(l),
                 None if k == 0 => {
-                    // Fallback: a small lesion in the middle of the field of view.
-                    let plan = LesionPlan::new(&mut rng, &d, 0.15 * fov, thyroid);
-                    let cz = 0.5 * geom.depth_mm;
-                    lesions.push(plan.place(&mut rng, 0.0, cz, anatomy.reference_db()));
+                    // Fallback: a small lesion at the host's most central site.
+                    let plan = LesionPlan::new(&mut rng, &d, 0.12 * fov, thyroid);
+                    let (cx, cz) = anatomy.fallback_site(&geom);
+                    lesions.push(plan.place(&mut rng, cx, cz, anatomy.reference_db()));
                 }
                 None => {}
             }

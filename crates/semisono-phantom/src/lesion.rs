@@ -583,6 +583,11 @@ impl Lesion {
         (dx * dx + dz * dz).sqrt() - self.radius(fast_atan2(dz, dx))
     }
 
+    /// min R (mm).
+    pub fn r_min(&self) -> f64 {
+        self.table.iter().fold(f32::INFINITY, |m, &v| m.min(v)) as f64
+    }
+
     /// Axial extent through the centre along the local beam direction (mm).
     pub fn axial_length(&self, g: &Geometry) -> f64 {
         let (rf, lf) = g.to_beam(self.cx, self.cz);
@@ -618,12 +623,24 @@ impl Lesion {
         let t = self.blend;
         let (halo_w, halo_db) = self.halo.unwrap_or((0.0, 0.0));
         let ref_db = self.ref_db;
+        let r_min = self.r_min();
+        let accept = r_min - t.max(0.8);
+        let reject2 = (self.r_max + t.max(halo_w) + 0.4).powi(2);
         for iz in r0..=r1 {
             for il in l0..=l1 {
                 let (x, z) = g.beam_xz(iz, il);
                 let (dx, dz) = (x - self.cx, z - self.cz);
-                let d = (dx * dx + dz * dz).sqrt();
-                let sd = d - self.radius(fast_atan2(dz, dx));
+                let d2 = dx * dx + dz * dz;
+                if d2 > reject2 {
+                    continue;
+                }
+                let d = d2.sqrt();
+                // Deep inside (w = 1 and no boundary feature applies) the angle is not needed.
+                let sd = if d < accept {
+                    d - r_min
+                } else {
+                    d - self.radius(fast_atan2(dz, dx))
+                };
                 if sd > t.max(halo_w) + 0.4 {
                     continue;
                 }
@@ -701,6 +718,9 @@ impl Lesion {
             return;
         };
         let q = 0.25 * g.px_mm;
+        // Quick accept / reject by the extreme radii (exact: R(φ) ∈ [r_min, r_max]).
+        let inner2 = (self.r_min() - 1.5 * q).max(0.0).powi(2);
+        let outer2 = (self.r_max + thr + 1.5 * q).powi(2);
         for oy in y0..=y1 {
             for ox in x0..=x1 {
                 let k = oy * g.out_w + ox;
@@ -708,7 +728,13 @@ impl Lesion {
                     continue;
                 }
                 let (x, z) = g.out_xz(ox, oy);
-                let inside = if supersample {
+                let (dx, dz) = (x - self.cx, z - self.cz);
+                let d2 = dx * dx + dz * dz;
+                let inside = if d2 < inner2 {
+                    true
+                } else if d2 > outer2 {
+                    false
+                } else if supersample {
                     let n = [(-q, -q), (q, -q), (-q, q), (q, q)]
                         .iter()
                         .filter(|&&(u, v)| self.sd(x + u, z + v) < thr)

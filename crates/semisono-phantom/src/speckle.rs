@@ -150,11 +150,17 @@ pub fn lateral_pass(
         pad.clear();
         pad.resize(nl + 2 * r, 0.0);
         pad[r..r + nl].copy_from_slice(row);
-        row.fill(0.0);
-        for (k, &w) in h.iter().enumerate() {
-            let src = &pad[k..k + nl];
-            for (o, &v) in row.iter_mut().zip(src) {
-                *o += w * v;
+        // Symmetric kernel: out[l] = h[r]·p[l + r] + Σ_j h[r + j]·(p[l + r − j] + p[l + r + j]).
+        let c = h[r];
+        for (o, &v) in row.iter_mut().zip(&pad[r..r + nl]) {
+            *o = c * v;
+        }
+        for j in 1..=r {
+            let w = h[r + j];
+            let a = &pad[r - j..r - j + nl];
+            let b = &pad[r + j..r + j + nl];
+            for ((o, &x), &y) in row.iter_mut().zip(a).zip(b) {
+                *o += w * (x + y);
             }
         }
         for l in (0..r.min(nl)).chain(nl.saturating_sub(r).max(r.min(nl))..nl) {

@@ -106,6 +106,21 @@ pub fn fast_atan2(y: f64, x: f64) -> f64 {
     }
 }
 
+/// sin(x) without a libm call (reduction to [−π/2, π/2] and a degree-9 odd polynomial, |err| < 4e-6).
+#[inline]
+pub fn fast_sin(x: f64) -> f64 {
+    use std::f64::consts::{FRAC_PI_2, PI, TAU};
+    let k = (x * (1.0 / TAU) + if x >= 0.0 { 0.5 } else { -0.5 }) as i64;
+    let mut y = x - k as f64 * TAU;
+    if y > FRAC_PI_2 {
+        y = PI - y;
+    } else if y < -FRAC_PI_2 {
+        y = -PI - y;
+    }
+    let y2 = y * y;
+    y * (1.0 + y2 * (-1.0 / 6.0 + y2 * (1.0 / 120.0 + y2 * (-1.0 / 5040.0 + y2 / 362_880.0))))
+}
+
 /// Smooth step from 0 (at `e0`) to 1 (at `e1`).
 #[inline]
 pub fn smoothstep(e0: f64, e1: f64, x: f64) -> f64 {
@@ -148,8 +163,8 @@ impl Boundary {
         let tau = std::f64::consts::TAU;
         self.base
             + self.slope * x
-            + self.a1 * (tau * x / self.l1 + self.p1).sin()
-            + self.a2 * (tau * x / self.l2 + self.p2).sin()
+            + self.a1 * fast_sin(tau * x / self.l1 + self.p1)
+            + self.a2 * fast_sin(tau * x / self.l2 + self.p2)
     }
 }
 
@@ -202,6 +217,15 @@ mod tests {
         for _ in 0..10_000 {
             let (y, x) = (r.range(-5.0, 5.0), r.range(-5.0, 5.0));
             assert!((fast_atan2(y, x) - y.atan2(x)).abs() < 2e-5);
+        }
+    }
+
+    #[test]
+    fn fast_sin_accuracy() {
+        let mut r = Rng::from_seed(4);
+        for _ in 0..10_000 {
+            let x = r.range(-100.0, 100.0);
+            assert!((fast_sin(x) - x.sin()).abs() < 4e-6, "{x}");
         }
     }
 

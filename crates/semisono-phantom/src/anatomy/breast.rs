@@ -1,8 +1,8 @@
 //! Breast preset: skin, subcutaneous fat with Cooper's ligaments, fibroglandular tissue with strands
 //! and ducts, retromammary fat, pectoralis, fascia, chest wall with ribs, pleura and lung (spec C.7).
 
-use super::{box_in_fan, layer_depth, Blob, Maps, Reverb};
-use crate::geometry::{Geometry, ProbeKind};
+use super::{box_in_fan, layer_depth_s, Blob, Columns, Maps, Reverb};
+use crate::geometry::Geometry;
 use crate::rng::Rng;
 use crate::util::{beam_texture, Boundary, XTable};
 use serde_json::{json, Value};
@@ -54,6 +54,8 @@ pub struct Breast {
 const SKIN: usize = 0;
 /// At most 6 strands and 2 ducts.
 const MAX_STRANDS: usize = 8;
+/// Column entries: 7 boundaries, strands, surface depth.
+const NCOL: usize = 7 + MAX_STRANDS + 1;
 const FAT: usize = 1;
 const GLAND: usize = 2;
 const RETRO: usize = 3;
@@ -224,7 +226,6 @@ impl Breast {
     pub fn paint(&self, g: &Geometry) -> Maps {
         let mut maps = Maps::new(g.nz, g.nl, 0.0, 0.75);
         let tabs = self.tables();
-        let linear = g.kind == ProbeKind::Linear;
         let (period, tilt, phase) = self.striation;
         let (st, ct) = tilt.sin_cos();
         let (st, ct) = (st / period, ct / period);
@@ -241,9 +242,9 @@ impl Breast {
                 })
             })
             .collect();
-        // Per-x column data: 7 boundary depths, then the depth of each strand / duct.
-        let col_at = |x: f64| -> [f64; 7 + MAX_STRANDS] {
-            let mut c = [0f64; 7 + MAX_STRANDS];
+        // Per-x column data: 7 boundary depths, the depth of each strand / duct, the surface depth.
+        let cols = Columns::new(g, self.hw, |x: f64| -> [f64; NCOL] {
+            let mut c = [0f64; NCOL];
             for k in 0..7 {
                 c[k] = tabs[k].at(x);
             }
@@ -252,13 +253,7 @@ impl Breast {
                 c[7 + k] = c[FAT] + s.frac * t + tab.at(x);
             }
             c
-        };
-        // Linear probes: x is constant along a line, so columns are computed once per line.
-        let line_cols: Vec<[f64; 7 + MAX_STRANDS]> = if linear {
-            (0..g.nl).map(|il| col_at(g.beam_xz(0, il).0)).collect()
-        } else {
-            Vec::new()
-        };
+        });
         let t_fat = self.layers[FAT].base.max(0.5);
         let lig_norm: Vec<f64> = self
             .ligaments
@@ -268,8 +263,8 @@ impl Breast {
         for iz in 0..g.nz {
             for il in 0..g.nl {
                 let (x, z) = g.beam_xz(iz, il);
-                let bounds = if linear { line_cols[il] } else { col_at(x) };
-                let u = layer_depth(g, x, z);
+                let bounds = cols.get(il, x);
+                let u = layer_depth_s(bounds[NCOL - 1], z);
                 let i = iz * g.nl + il;
                 let (lo, hi) = (lo[i] as f64, hi[i] as f64);
                 let jit = 1.2 * hi;
@@ -380,6 +375,11 @@ impl Breast {
             }
         }
         None
+    }
+
+    /// Middle of the fibroglandular layer on the probe axis (fallback lesion site).
+    pub fn fallback_site(&self) -> (f64, f64) {
+        (0.0, 0.5 * (self.depth(FAT, 0.0) + self.depth(GLAND, 0.0)))
     }
 
     /// Metadata summary.

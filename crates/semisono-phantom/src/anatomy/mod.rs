@@ -106,9 +106,16 @@ impl Blob {
     /// Radial signed distance (mm, < 0 inside) and the cosine of the polar angle from the top.
     /// Returns `None` early when the point is certainly farther than `qmax` (squared normalised radius).
     #[inline]
-    fn sd(&self, x: f64, z: f64, (s, c): (f64, f64), qmax: f64) -> Option<(f64, f64)> {
+    fn sd(
+        &self,
+        x: f64,
+        z: f64,
+        (s, c): (f64, f64),
+        inv: (f64, f64),
+        qmax: f64,
+    ) -> Option<(f64, f64)> {
         let (dx, dz) = (x - self.cx, z - self.cz);
-        let (u, v) = ((c * dx + s * dz) / self.a, (-s * dx + c * dz) / self.b);
+        let (u, v) = ((c * dx + s * dz) * inv.0, (-s * dx + c * dz) * inv.1);
         let q = u * u + v * v;
         if q > qmax {
             return None;
@@ -125,19 +132,23 @@ impl Blob {
     /// `tex` is a smooth random field on the beam grid.
     pub fn paint(&self, g: &Geometry, maps: &mut Maps, tex: &[f32]) {
         let wall_w = self.wall.map_or(0.0, |w| w.0);
-        let m = self.a.max(self.b) + self.edge + wall_w + 0.5;
+        let m = self.edge + wall_w + 0.5;
+        let sc = self.tilt.sin_cos();
+        // Half extents of the rotated ellipse.
+        let hx = ((self.a * sc.1).powi(2) + (self.b * sc.0).powi(2)).sqrt() + m;
+        let hz = ((self.a * sc.0).powi(2) + (self.b * sc.1).powi(2)).sqrt() + m;
         let Some((r0, r1, l0, l1)) =
-            g.beam_bbox(self.cx - m, self.cx + m, self.cz - m, self.cz + m)
+            g.beam_bbox(self.cx - hx, self.cx + hx, self.cz - hz, self.cz + hz)
         else {
             return;
         };
         let he = 0.5 * self.edge.max(1e-3);
-        let sc = self.tilt.sin_cos();
+        let inv = (1.0 / self.a, 1.0 / self.b);
         let qmax = (1.0 + (he + wall_w) / self.a.min(self.b)).powi(2);
         for iz in r0..=r1 {
             for il in l0..=l1 {
                 let (x, z) = g.beam_xz(iz, il);
-                let Some((sd, up)) = self.sd(x, z, sc, qmax) else {
+                let Some((sd, up)) = self.sd(x, z, sc, inv, qmax) else {
                     continue;
                 };
                 if sd > he + wall_w {
@@ -236,6 +247,15 @@ impl Anatomy {
         }
     }
 
+    /// Where to put a small lesion when no placement fits (centre in mm).
+    pub fn fallback_site(&self, g: &Geometry) -> (f64, f64) {
+        match self {
+            Anatomy::Breast(b) => b.fallback_site(),
+            Anatomy::Thyroid(t) => t.fallback_site(),
+            Anatomy::Homogeneous { .. } => (0.0, 0.5 * g.depth_mm),
+        }
+    }
+
     /// Geometry summary for the metadata.
     pub fn meta(&self) -> Value {
         match self {
@@ -270,6 +290,69 @@ pub fn box_in_fan(g: &Geometry, cx: f64, cz: f64, a: f64, b: f64, margin: f64) -
     ]
     .iter()
     .all(|&(x, z)| g.inside_fan(x, z))
+}
+
+/// Per-x data of layered anatomy (boundary depths, ...), tabulated once per image: exactly per line for
+/// linear probes (x is constant along a line), on a fine x grid (nearest entry, ≤ 0.1 mm spacing for
+/// typical fans) otherwise. The last entry is the transducer-face depth `surface_z(x)`.
+pub struct Columns<const N: usize> {
+    linear: bool,
+    x0: f64,
+    inv_dx: f64,
+    data: Vec<[f64; N]>,
+}
+
+impl<const N: usize> Columns<N> {
+    /// Tabulates `f(x)`; `f` fills entries `0..N-1`, the surface depth is added in the last slot.
+    pub fn new(g: &Geometry, half_width: f64, f: impl Fn(f64) -> [f64; N]) -> Self {
+        let with_surface = |x: f64| {
+            let mut c = f(x);
+            c[N - 1] = g.surface_z(x);
+            c
+        };
+        if g.kind == crate::geometry::ProbeKind::Linear {
+            let data = (0..g.nl)
+                .map(|il| with_surface(g.beam_xz(0, il).0))
+                .collect();
+            return Columns {
+                linear: true,
+                x0: 0.0,
+                inv_dx: 0.0,
+                data,
+            };
+        }
+        let n = (4 * g.nl).max(256);
+        let (x0, x1) = (-half_width - 4.0, half_width + 4.0);
+        let dx = (x1 - x0) / (n - 1) as f64;
+        let data = (0..n).map(|i| with_surface(x0 + i as f64 * dx)).collect();
+        Columns {
+            linear: false,
+            x0,
+            inv_dx: 1.0 / dx,
+            data,
+        }
+    }
+
+    /// Column of beam line `il` at lateral position `x`.
+    #[inline]
+    pub fn get(&self, il: usize, x: f64) -> &[f64; N] {
+        if self.linear {
+            &self.data[il]
+        } else {
+            let k = ((x - self.x0) * self.inv_dx + 0.5).max(0.0) as usize;
+            &self.data[k.min(self.data.len() - 1)]
+        }
+    }
+}
+
+/// [`layer_depth`] with the surface depth `s = surface_z(x)` already known.
+#[inline]
+pub fn layer_depth_s(s: f64, z: f64) -> f64 {
+    if s == 0.0 {
+        z
+    } else {
+        z - s * crate::speckle::fast_exp(-(z.max(0.0) / 25.0) as f32) as f64
+    }
 }
 
 /// Depth below the transducer face used by layered anatomy: hugs a convex footprint near the surface

@@ -1,8 +1,8 @@
 //! Thyroid preset (transverse): skin, subcutis, strap and sternocleidomastoid muscles, two lobes and the
 //! isthmus, trachea with air shadow and reverberation, carotids, jugulars, longus colli, esophagus (C.7).
 
-use super::{box_in_fan, layer_depth, Blob, Maps, Reverb};
-use crate::geometry::Geometry;
+use super::{box_in_fan, layer_depth_s, Blob, Columns, Maps, Reverb};
+use crate::geometry::{Geometry, ProbeKind};
 use crate::rng::Rng;
 use crate::util::{beam_texture, smoothstep, Boundary, XTable};
 use serde_json::{json, Value};
@@ -51,10 +51,12 @@ impl Thyroid {
     /// Samples a thyroid anatomy for geometry `g` (independent of the class).
     pub fn sample(rng: &mut Rng, g: &Geometry) -> Thyroid {
         let hw = g.half_width() + 2.0;
-        let pan = if rng.bernoulli(0.5) {
-            0.0
-        } else {
-            rng.sign() * rng.range(7.0, 14.0)
+        // Probe position relative to the neck midline. Narrow-topped fans are centred over a lobe.
+        let pan = match g.kind {
+            ProbeKind::Linear if rng.bernoulli(0.5) => 0.0,
+            ProbeKind::Linear => rng.sign() * rng.range(7.0, 14.0),
+            ProbeKind::Curvilinear if rng.bernoulli(0.5) => rng.sign() * rng.range(4.0, 10.0),
+            _ => rng.sign() * rng.range(12.0, 16.0),
         };
         let xm = -pan;
         let dermis_t = rng.range(1.2, 2.0);
@@ -167,10 +169,10 @@ impl Thyroid {
     /// Paints the neck.
     pub fn paint(&self, g: &Geometry) -> Maps {
         let mut maps = Maps::new(g.nz, g.nl, self.e_deep as f32, 0.9);
-        let musc = XTable::new(-self.hw - 4.0, self.hw + 4.0, 96, |x| self.muscle_bottom(x));
-        let derm = XTable::new(-self.hw - 4.0, self.hw + 4.0, 96, |x| self.dermis.at(x));
-        let fat = XTable::new(-self.hw - 4.0, self.hw + 4.0, 96, |x| {
-            self.dermis.at(x) + self.subcut.at(x)
+        // Per-x columns: dermis bottom, subcutis bottom, muscle bottom, surface depth.
+        let cols = Columns::new(g, self.hw, |x| {
+            let d = self.dermis.at(x);
+            [d, d + self.subcut.at(x), self.muscle_bottom(x), 0.0]
         });
         let kf = 1.0 / self.fib.0;
         let ph = self.fib.1 / std::f64::consts::TAU;
@@ -180,14 +182,15 @@ impl Thyroid {
         for iz in 0..g.nz {
             for il in 0..g.nl {
                 let (x, z) = g.beam_xz(iz, il);
-                let u = layer_depth(g, x, z);
+                let c = cols.get(il, x);
+                let u = layer_depth_s(c[3], z);
                 let i = iz * g.nl + il;
                 let (lo, hi) = (lo[i] as f64, hi[i] as f64);
-                let (e, a) = if u < derm.at(x) {
+                let (e, a) = if u < c[0] {
                     (-2.0 + 1.5 * hi, 0.8)
-                } else if u < fat.at(x) {
+                } else if u < c[1] {
                     (self.e_fat + 2.0 * hi, 0.45)
-                } else if u < musc.at(x) {
+                } else if u < c[2] {
                     // Fibrillar muscle: fine echogenic lines roughly parallel to the skin.
                     let v = kf * (u + 0.08 * x) + ph;
                     let fr = v - v.floor();
@@ -402,6 +405,16 @@ impl Thyroid {
             }
         }
         None
+    }
+
+    /// Centre of the lobe nearest to the probe axis (fallback lesion site).
+    pub fn fallback_site(&self) -> (f64, f64) {
+        let l = if self.lobes[0].cx.abs() < self.lobes[1].cx.abs() {
+            &self.lobes[0]
+        } else {
+            &self.lobes[1]
+        };
+        (l.cx, l.cz)
     }
 
     /// Metadata summary.
