@@ -3,5 +3,7 @@
 //!
 //! This part is framework-free groundwork that the Burn training loop builds on:
 //! * [`schedule`]: ramps, thresholds, learning-rate schedule and epoch arithmetic;
+//! * [`selector`]: the pseudo-label selectors (dual threshold, fixed threshold, entropy comparison).
 
 pub mod schedule;
+pub mod selector;

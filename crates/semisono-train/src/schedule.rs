@@ -105,8 +105,6 @@ impl EpochPlan {
     }
 
     /// Whether step `t` is the last of its epoch (where the code evaluates).
-    // `%` rather than `is_multiple_of`: the workspace MSRV is 1.85, `is_multiple_of` is 1.87.
-    #[allow(clippy::manual_is_multiple_of)]
     pub fn ends_epoch(&self, step: u64) -> bool {
         step > 0 && (step % self.iters_per_epoch == 0 || step == self.total_steps)
     }
