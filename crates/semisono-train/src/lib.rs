@@ -2,8 +2,10 @@
 //! prediction.
 //!
 //! This part is framework-free groundwork that the Burn training loop builds on:
+//! * [`config`]: the typed run configuration (TOML, presets, overrides);
 //! * [`schedule`]: ramps, thresholds, learning-rate schedule and epoch arithmetic;
 //! * [`selector`]: the pseudo-label selectors (dual threshold, fixed threshold, entropy comparison).
 
+pub mod config;
 pub mod schedule;
 pub mod selector;
