@@ -1,7 +1,9 @@
 //! Breast preset: skin, subcutaneous fat with Cooper's ligaments, fibroglandular tissue with strands
 //! and ducts, retromammary fat, pectoralis, fascia, chest wall with ribs, pleura and lung (spec C.7).
 
-use super::{box_in_fan, layer_depth_s, Blob, Columns, Maps, Reverb};
+use super::{
+    box_in_fan, evaluated_line, fill_skipped_lines, layer_depth_s, Blob, Columns, Maps, Reverb,
+};
 use crate::geometry::Geometry;
 use crate::rng::Rng;
 use crate::util::{beam_texture, Boundary, XTable};
@@ -261,7 +263,7 @@ impl Breast {
             .map(|l| 1.0 / (1.0 + (l.dx / t_fat).powi(2)).sqrt())
             .collect();
         for iz in 0..g.nz {
-            for il in 0..g.nl {
+            for il in (0..g.nl).filter(|&il| evaluated_line(il, g.nl)) {
                 let (x, z) = g.beam_xz(iz, il);
                 let bounds = cols.get(il, x);
                 let u = layer_depth_s(bounds[NCOL - 1], z);
@@ -333,6 +335,7 @@ impl Breast {
                 }
             }
         }
+        fill_skipped_lines(&mut maps);
         for l in &self.lobules {
             l.paint(g, &mut maps, &hi);
         }
@@ -364,13 +367,17 @@ impl Breast {
         b: f64,
     ) -> Option<(f64, f64)> {
         let hw = g.half_width();
-        for _ in 0..40 {
+        for attempt in 0..40 {
             let cx = rng.range(-(hw - a - 1.0).max(0.0), (hw - a - 1.0).max(0.0));
             let top = self.depth(FAT, cx);
             let bot = self.depth(GLAND, cx);
             let mut cz = top + rng.range(0.25, 0.75) * (bot - top);
             cz = cz.max(self.depth(SKIN, cx) + b + 1.0);
-            if box_in_fan(g, cx, cz, a, b, 0.8) {
+            // Prefer sites clear of the fat lobules, so that the lesion is not merged with a look-alike.
+            let clear = self.lobules.iter().all(|l| {
+                ((l.cx - cx).powi(2) + (l.cz - cz).powi(2)).sqrt() > a.max(b) + l.a.max(l.b) + 0.5
+            });
+            if (clear || attempt >= 25) && box_in_fan(g, cx, cz, a, b, 0.8) {
                 return Some((cx, cz));
             }
         }

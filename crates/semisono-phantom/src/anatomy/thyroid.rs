@@ -1,7 +1,9 @@
 //! Thyroid preset (transverse): skin, subcutis, strap and sternocleidomastoid muscles, two lobes and the
 //! isthmus, trachea with air shadow and reverberation, carotids, jugulars, longus colli, esophagus (C.7).
 
-use super::{box_in_fan, layer_depth_s, Blob, Columns, Maps, Reverb};
+use super::{
+    box_in_fan, evaluated_line, fill_skipped_lines, layer_depth_s, Blob, Columns, Maps, Reverb,
+};
 use crate::geometry::{Geometry, ProbeKind};
 use crate::rng::Rng;
 use crate::util::{beam_texture, smoothstep, Boundary, XTable};
@@ -180,7 +182,7 @@ impl Thyroid {
         let lo = beam_texture(&mut trng, g.nz, g.nl, 14.0);
         let hi = beam_texture(&mut trng, g.nz, g.nl, 40.0);
         for iz in 0..g.nz {
-            for il in 0..g.nl {
+            for il in (0..g.nl).filter(|&il| evaluated_line(il, g.nl)) {
                 let (x, z) = g.beam_xz(iz, il);
                 let c = cols.get(il, x);
                 let u = layer_depth_s(c[3], z);
@@ -209,6 +211,7 @@ impl Thyroid {
                 }
             }
         }
+        fill_skipped_lines(&mut maps);
         let (tx, tz) = self.trachea_center();
         // Longus colli: posterior hypoechoic triangles beside the trachea.
         for side in [-1.0, 1.0] {
