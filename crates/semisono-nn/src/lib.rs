@@ -4,5 +4,6 @@
 //! (`Device::flex()` for CPU, `.autodiff()` for training), so nothing here is generic.
 
 pub mod losses;
+pub mod nets;
 pub mod ops;
 pub mod saliency;

@@ -1,0 +1,130 @@
+//! Backbones by name: the registry the configs refer to.
+//!
+//! A name picks the architecture; [`BackboneConfig::width_multiplier`] scales it (1.0 = the
+//! published widths, which pretrained weights need). Each entry also states the input
+//! normalisation its pretrained weights expect.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+
+use super::resnet::{ResNet, ResNetConfig, ResNetFeatures};
+
+/// One registry entry.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BackboneSpec {
+    /// The name used in configs.
+    pub name: &'static str,
+    /// BasicBlocks per stage.
+    pub layers: [usize; 4],
+    /// Per-channel input mean of its ImageNet weights (RGB, inputs in [0, 1]).
+    pub input_mean: [f32; 3],
+    /// Per-channel input std of its ImageNet weights.
+    pub input_std: [f32; 3],
+}
+
+const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// Every backbone that can be named in a config.
+pub const BACKBONES: &[BackboneSpec] = &[
+    BackboneSpec {
+        name: "resnet18",
+        layers: [2, 2, 2, 2],
+        input_mean: IMAGENET_MEAN,
+        input_std: IMAGENET_STD,
+    },
+    BackboneSpec {
+        name: "resnet34",
+        layers: [3, 4, 6, 3],
+        input_mean: IMAGENET_MEAN,
+        input_std: IMAGENET_STD,
+    },
+];
+
+/// The registry entry called `name`, if any.
+pub fn find_backbone(name: &str) -> Option<&'static BackboneSpec> {
+    BACKBONES.iter().find(|spec| spec.name == name)
+}
+
+/// A config named a backbone the registry does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown backbone {name:?}; known backbones: {known}")]
+pub struct UnknownBackbone {
+    /// The name asked for.
+    pub name: String,
+    /// The known names, comma-separated.
+    pub known: String,
+}
+
+/// Which backbone to build.
+#[derive(Config, Debug)]
+pub struct BackboneConfig {
+    /// A name from [`BACKBONES`].
+    #[config(default = "String::from(\"resnet18\")")]
+    pub name: String,
+    /// Channel multiplier on the published widths (e.g. 0.25 for a small CPU preset).
+    #[config(default = 1.0)]
+    pub width_multiplier: f64,
+    /// Input channels.
+    #[config(default = 3)]
+    pub in_channels: usize,
+}
+
+impl BackboneConfig {
+    /// The registry entry of [`name`](Self::name).
+    pub fn spec(&self) -> Result<&'static BackboneSpec, UnknownBackbone> {
+        find_backbone(&self.name).ok_or_else(|| UnknownBackbone {
+            name: self.name.clone(),
+            known: BACKBONES
+                .iter()
+                .map(|s| s.name)
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+    }
+
+    /// Builds the backbone; `with_last_stage = false` leaves out the deepest stage (the
+    /// segmentation encoder does not use it).
+    pub fn init(
+        &self,
+        with_last_stage: bool,
+        device: &Device,
+    ) -> Result<Backbone, UnknownBackbone> {
+        let spec = self.spec()?;
+        let resnet = ResNetConfig::new(spec.layers)
+            .with_width_multiplier(self.width_multiplier)
+            .with_in_channels(self.in_channels)
+            .with_layer4(with_last_stage)
+            .init(device);
+        Ok(Backbone::ResNet(resnet))
+    }
+}
+
+/// A backbone built from the registry. An enum, so that other families (Res2Net) can join without
+/// changing the models; burn-store skips enum variant names, so weights load with the family's own
+/// key names.
+#[derive(Module, Debug)]
+pub enum Backbone {
+    /// A BasicBlock ResNet (18 / 34).
+    ResNet(ResNet),
+}
+
+impl Backbone {
+    /// All intermediate feature maps.
+    pub fn forward_features(&self, x: Tensor<4>) -> ResNetFeatures {
+        match self {
+            Self::ResNet(net) => net.forward_features(x),
+        }
+    }
+
+    /// Channels of the stem and of the four stages: `[stem, s1, s2, s3, s4]`.
+    pub fn channels(&self) -> [usize; 5] {
+        match self {
+            Self::ResNet(net) => {
+                let [s1, s2, s3, s4] = net.stage_channels();
+                [s1, s1, s2, s3, s4]
+            }
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! ResNet-18/34 (BasicBlock) backbones with a width multiplier.
+//!
+//! Field names mirror torchvision's `ResNet` (`conv1`, `bn1`, `layer1..4` as `Vec<BasicBlock>`,
+//! each block's `conv1/bn1/conv2/bn2/downsample`), and `downsample` is a `Vec` of a conv then a BN
+//! (torchvision's `Sequential`, keys `downsample.0.*`, `downsample.1.*`). A torchvision
+//! `state_dict` therefore maps onto this module key for key (burn-store's `PytorchStore` skips
+//! enum variant names and maps BN `weight/bias` to `gamma/beta`); only `fc.*` and
+//! `*.num_batches_tracked` are left over. Width multipliers other than 1 change the shapes, so
+//! pretrained weights apply to `width_multiplier = 1` only.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::conv::Conv2d;
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{BatchNorm, PaddingConfig2d};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+
+use super::layers::{batch_norm, conv, kaiming_normal_fan_out};
+
+/// Configuration of a [`ResNet`] built from BasicBlocks.
+#[derive(Config, Debug)]
+pub struct ResNetConfig {
+    /// Blocks per stage: `[2, 2, 2, 2]` is ResNet-18, `[3, 4, 6, 3]` ResNet-34.
+    pub layers: [usize; 4],
+    /// Channel multiplier on torchvision's widths (64, 128, 256, 512); e.g. 0.25 for a CPU preset.
+    #[config(default = 1.0)]
+    pub width_multiplier: f64,
+    /// Input channels (3 for RGB; grey ultrasound is replicated to 3 for pretrained weights).
+    #[config(default = 3)]
+    pub in_channels: usize,
+    /// Build `layer4`. The segmentation encoder stops at `layer3` (as Hermes does), so it need not
+    /// hold the weights of a stage it never runs.
+    #[config(default = true)]
+    pub layer4: bool,
+}
+
+impl ResNetConfig {
+    /// ResNet-18 layout.
+    pub fn resnet18() -> Self {
+        Self::new([2, 2, 2, 2])
+    }
+
+    /// ResNet-34 layout.
+    pub fn resnet34() -> Self {
+        Self::new([3, 4, 6, 3])
+    }
+
+    /// Output channels of `layer1..4` (the stem has as many as `layer1`).
+    pub fn stage_channels(&self) -> [usize; 4] {
+        assert!(
+            self.width_multiplier > 0.0,
+            "ResNetConfig: width_multiplier must be > 0"
+        );
+        let base = ((64.0 * self.width_multiplier).round() as usize).max(1);
+        [base, 2 * base, 4 * base, 8 * base]
+    }
+
+    /// Builds the network (torchvision's init: Kaiming-normal fan-out convs, BN γ = 1, β = 0).
+    pub fn init(&self, device: &Device) -> ResNet {
+        let widths = self.stage_channels();
+        let stem = widths[0];
+        let conv1 = conv(
+            [self.in_channels, stem],
+            7,
+            2,
+            3,
+            false,
+            Some(kaiming_normal_fan_out()),
+            device,
+        );
+        let mut in_channels = stem;
+        let mut stage = |index: usize, stride: usize| -> Vec<BasicBlock> {
+            let out = widths[index];
+            (0..self.layers[index])
+                .map(|b| {
+                    let block_stride = if b == 0 { stride } else { 1 };
+                    let block = BasicBlock::new(in_channels, out, block_stride, device);
+                    in_channels = out;
+                    block
+                })
+                .collect()
+        };
+        let layer1 = stage(0, 1);
+        let layer2 = stage(1, 2);
+        let layer3 = stage(2, 2);
+        let layer4 = if self.layer4 { stage(3, 2) } else { Vec::new() };
+        ResNet {
+            conv1,
+            bn1: batch_norm(stem, device),
+            maxpool: MaxPool2dConfig::new([3, 3])
+                .with_strides([2, 2])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(),
+            layer1,
+            layer2,
+            layer3,
+            layer4,
+        }
+    }
+}
+
+/// One layer of a torchvision `downsample` `Sequential`: index 0 is the 1×1 conv, index 1 the BN.
+#[derive(Module, Debug)]
+pub enum DownsampleLayer {
+    /// The strided 1×1 convolution (no bias).
+    Conv(Conv2d),
+    /// Its BatchNorm.
+    Norm(BatchNorm),
+}
+
+impl DownsampleLayer {
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            Self::Conv(conv) => conv.forward(x),
+            Self::Norm(norm) => norm.forward(x),
+        }
+    }
+}
+
+/// torchvision's `BasicBlock`: two 3×3 convs with BN, plus a projected shortcut when the shape
+/// changes.
+#[derive(Module, Debug)]
+pub struct BasicBlock {
+    /// 3×3, carries the block's stride.
+    pub conv1: Conv2d,
+    /// BN after `conv1`.
+    pub bn1: BatchNorm,
+    /// 3×3, stride 1.
+    pub conv2: Conv2d,
+    /// BN after `conv2`.
+    pub bn2: BatchNorm,
+    /// `[1×1 conv, BN]` when the stride or width changes, empty otherwise (identity shortcut).
+    pub downsample: Vec<DownsampleLayer>,
+}
+
+impl BasicBlock {
+    /// A block from `in_channels` to `out_channels` with the given stride.
+    pub fn new(in_channels: usize, out_channels: usize, stride: usize, device: &Device) -> Self {
+        let init = || Some(kaiming_normal_fan_out());
+        let downsample = if stride != 1 || in_channels != out_channels {
+            vec![
+                DownsampleLayer::Conv(conv(
+                    [in_channels, out_channels],
+                    1,
+                    stride,
+                    0,
+                    false,
+                    init(),
+                    device,
+                )),
+                DownsampleLayer::Norm(batch_norm(out_channels, device)),
+            ]
+        } else {
+            Vec::new()
+        };
+        Self {
+            conv1: conv(
+                [in_channels, out_channels],
+                3,
+                stride,
+                1,
+                false,
+                init(),
+                device,
+            ),
+            bn1: batch_norm(out_channels, device),
+            conv2: conv([out_channels, out_channels], 3, 1, 1, false, init(), device),
+            bn2: batch_norm(out_channels, device),
+            downsample,
+        }
+    }
+
+    /// `relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let out = relu(self.bn1.forward(self.conv1.forward(x.clone())));
+        let out = self.bn2.forward(self.conv2.forward(out));
+        let shortcut = self.downsample.iter().fold(x, |h, layer| layer.forward(h));
+        relu(out + shortcut)
+    }
+}
+
+/// The feature maps of a ResNet forward pass.
+#[derive(Debug, Clone)]
+pub struct ResNetFeatures {
+    /// Stem output after ReLU, before max-pooling: `[N, c0, H/2, W/2]` (Hermes' `x0`, IAS-4).
+    pub stem: Tensor<4>,
+    /// After the max-pool: `[N, c0, H/4, W/4]` (Hermes' `xk`).
+    pub pooled: Tensor<4>,
+    /// `layer1`: `[N, c0, H/4, W/4]`.
+    pub layer1: Tensor<4>,
+    /// `layer2`: `[N, 2·c0, H/8, W/8]`.
+    pub layer2: Tensor<4>,
+    /// `layer3`: `[N, 4·c0, H/16, W/16]`.
+    pub layer3: Tensor<4>,
+    /// `layer4`: `[N, 8·c0, H/32, W/32]`, `None` when the network was built without it.
+    pub layer4: Option<Tensor<4>>,
+}
+
+/// A ResNet trunk without its classifier (`avgpool`/`fc` belong to the heads).
+#[derive(Module, Debug)]
+pub struct ResNet {
+    /// 7×7 stride-2 stem convolution.
+    pub conv1: Conv2d,
+    /// Stem BN.
+    pub bn1: BatchNorm,
+    /// 3×3 stride-2 max-pool (padding 1).
+    pub maxpool: MaxPool2d,
+    /// Stage 1 (stride 1).
+    pub layer1: Vec<BasicBlock>,
+    /// Stage 2 (stride 2).
+    pub layer2: Vec<BasicBlock>,
+    /// Stage 3 (stride 2).
+    pub layer3: Vec<BasicBlock>,
+    /// Stage 4 (stride 2); empty when built with `layer4 = false`.
+    pub layer4: Vec<BasicBlock>,
+}
+
+fn run_stage(blocks: &[BasicBlock], x: Tensor<4>) -> Tensor<4> {
+    blocks.iter().fold(x, |h, block| block.forward(h))
+}
+
+impl ResNet {
+    /// Runs every stage and returns all intermediate feature maps.
+    pub fn forward_features(&self, x: Tensor<4>) -> ResNetFeatures {
+        let stem = relu(self.bn1.forward(self.conv1.forward(x)));
+        let pooled = self.maxpool.forward(stem.clone());
+        let layer1 = run_stage(&self.layer1, pooled.clone());
+        let layer2 = run_stage(&self.layer2, layer1.clone());
+        let layer3 = run_stage(&self.layer3, layer2.clone());
+        let layer4 = (!self.layer4.is_empty()).then(|| run_stage(&self.layer4, layer3.clone()));
+        ResNetFeatures {
+            stem,
+            pooled,
+            layer1,
+            layer2,
+            layer3,
+            layer4,
+        }
+    }
+
+    /// Output channels of `layer1..4` (the stem has as many as `layer1`; `layer4` is reported even
+    /// when it was not built).
+    pub fn stage_channels(&self) -> [usize; 4] {
+        let [stem, ..] = self.conv1.weight.dims();
+        [stem, 2 * stem, 4 * stem, 8 * stem]
+    }
+}
