@@ -1,8 +1,8 @@
 //! Shared by the oracle tests: reading `losses.json`, building tensors from it, and comparing.
 //!
 //! Reads `$SEMISONO_ORACLES/losses.json` when `SEMISONO_ORACLES` is set, else the copy in
-//! `tests/fixtures/` (see its NOTICE.md). Tolerance: the oracle README's suggestion for an f32
-//! implementation, `|got − want| ≤ 1e-5 + 1e-4·|want|`.
+//! `tests/fixtures/` (see its NOTICE.md). Tolerances: the oracle README's suggestions,
+//! `|got − want| ≤ abs + rel·|want|` with (abs 1e-5, rel 1e-4) for f32 and (1e-12, 1e-10) for f64.
 
 #![allow(dead_code)] // each test binary uses a different subset
 
@@ -13,8 +13,27 @@ use serde_json::Value;
 
 use semisono_nn::ops::float_tensor_to_vec;
 
-pub const REL_TOL: f64 = 1e-4;
-pub const ABS_TOL: f64 = 1e-5;
+pub mod loss_cases;
+pub mod saliency_cases;
+
+/// `|got − want| ≤ abs + rel·|want|`.
+#[derive(Debug, Clone, Copy)]
+pub struct Tolerance {
+    pub rel: f64,
+    pub abs: f64,
+}
+
+/// The oracle README's tolerance for an f32 implementation.
+pub const F32: Tolerance = Tolerance {
+    rel: 1e-4,
+    abs: 1e-5,
+};
+
+/// The oracle README's tolerance for losses and gradients in f64.
+pub const F64: Tolerance = Tolerance {
+    rel: 1e-10,
+    abs: 1e-12,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Fixture access
@@ -92,6 +111,7 @@ pub fn int_tensor<const D: usize>(v: &Value, device: &Device) -> Tensor<D, Int> 
 /// Collects mismatches and the largest errors of one kind.
 pub struct Checker {
     kind: &'static str,
+    tolerance: Tolerance,
     failures: Vec<String>,
     max_abs: f64,
     max_rel: f64,
@@ -99,9 +119,10 @@ pub struct Checker {
 }
 
 impl Checker {
-    pub fn new(kind: &'static str) -> Self {
+    pub fn new(kind: &'static str, tolerance: Tolerance) -> Self {
         Self {
             kind,
+            tolerance,
             failures: Vec::new(),
             max_abs: 0.0,
             max_rel: 0.0,
@@ -121,7 +142,7 @@ impl Checker {
         for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
             self.compared += 1;
             let abs = (g - w).abs();
-            let within = abs <= ABS_TOL + REL_TOL * w.abs(); // false for NaN
+            let within = abs <= self.tolerance.abs + self.tolerance.rel * w.abs(); // false for NaN
             if w.is_nan() || !within {
                 self.failures.push(format!(
                     "{id}/{field}[{i}]: got {g}, want {w} (abs err {abs:e})"
@@ -151,9 +172,11 @@ impl Checker {
         );
         assert!(
             self.failures.is_empty(),
-            "{}: {} mismatches (tolerance abs {ABS_TOL:e} + rel {REL_TOL:e}):\n{}",
+            "{}: {} mismatches (tolerance abs {:e} + rel {:e}):\n{}",
             self.kind,
             self.failures.len(),
+            self.tolerance.abs,
+            self.tolerance.rel,
             self.failures.join("\n")
         );
     }
@@ -161,8 +184,4 @@ impl Checker {
 
 pub fn id(case: &Value) -> String {
     case["id"].as_str().unwrap_or("<no id>").to_string()
-}
-
-pub fn device() -> Device {
-    Device::flex()
 }
