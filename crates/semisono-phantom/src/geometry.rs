@@ -364,6 +364,25 @@ impl ScanLut {
         }
     }
 
+    /// Resamples a beam-space display image (values in [0, 1]) straight to 8-bit output pixels
+    /// (round to nearest); 0 outside the fan.
+    pub fn apply_u8(&self, beam: &[f32], nl: usize) -> Vec<u8> {
+        self.idx
+            .iter()
+            .zip(&self.frac)
+            .map(|(&i, f)| {
+                if i == u32::MAX {
+                    return 0;
+                }
+                let i = i as usize;
+                let (fr, fl) = (f[0], f[1]);
+                let top = beam[i] + fl * (beam[i + 1] - beam[i]);
+                let bot = beam[i + nl] + fl * (beam[i + nl + 1] - beam[i + nl]);
+                ((top + fr * (bot - top)) * 255.0 + 0.5).clamp(0.0, 255.0) as u8
+            })
+            .collect()
+    }
+
     /// True if output pixel `k` is inside the fan.
     #[inline]
     pub fn inside(&self, k: usize) -> bool {

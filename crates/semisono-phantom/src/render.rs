@@ -112,8 +112,7 @@ pub fn render_beam(case: &Case) -> BeamImage {
     }
     // Scatterer field.
     let amp: Vec<f32> = maps.echo.iter().map(|&e| db_to_amp(e)).collect();
-    let mut re = vec![0f32; n];
-    let mut im = vec![0f32; n];
+    let (mut re, mut im) = (Vec::new(), Vec::new());
     let mut srng = Rng::for_image(case.seed, case.index, Stream::Speckle);
     fill_field(&amp, &maps.coh, &mut srng, sw.speckle, &mut re, &mut im);
     drop(amp);
@@ -167,26 +166,25 @@ pub fn render_beam(case: &Case) -> BeamImage {
     };
     let mut nrng = Rng::for_image(case.seed, case.index, Stream::Noise);
     let mut noise = vec![0f32; 2 * nl];
-    let mut db = vec![0f32; n];
+    let mut db: Vec<f32> = Vec::with_capacity(n);
     for (iz, &tg) in tgc.iter().enumerate() {
         if sigma_n > 0.0 {
             nrng.fill_normals(&mut noise);
         }
         let s = iz * nl..(iz + 1) * nl;
         let (nr, ni) = noise.split_at(nl);
-        let row = db[s.clone()]
-            .iter_mut()
-            .zip(&re[s.clone()])
+        let row = re[s.clone()]
+            .iter()
             .zip(&im[s.clone()])
             .zip(&att[s.clone()])
             .zip(&rev[s])
             .zip(nr.iter().zip(ni));
-        for (((((o, &a), &b), &at), &r), (&n1, &n2)) in row {
+        db.extend(row.map(|((((&a, &b), &at), &r), (&n1, &n2))| {
             let f = db_to_amp(tg - at);
             let ii = a * f + r + sigma_n * n1;
             let qq = b * f + sigma_n * n2;
-            *o = fast_db10(ii * ii + qq * qq);
-        }
+            fast_db10(ii * ii + qq * qq)
+        }));
     }
     // Display mapping: [H − DR, H] → [0, 1], optional gamma (table), smoothing.
     let lo = (acq.headroom_db - acq.dynamic_range_db) as f32;
@@ -243,12 +241,7 @@ pub fn render(cfg: &PhantomConfig, case: &Case) -> PhantomSample {
     let beam = render_beam(case);
     let lut = scan_lut(g);
     let (w, h) = (g.out_w, g.out_h);
-    let mut out = vec![0f32; w * h];
-    lut.apply(&beam.display, beam.nl, &mut out);
-    let mut image: Vec<u8> = out
-        .iter()
-        .map(|&v| (v * 255.0 + 0.5).clamp(0.0, 255.0) as u8)
-        .collect();
+    let mut image = lut.apply_u8(&beam.display, beam.nl);
     let mut mask = vec![0u8; w * h];
     let mut lesion_masks = Vec::with_capacity(case.lesions.len());
     for l in &case.lesions {

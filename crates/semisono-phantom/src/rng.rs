@@ -132,6 +132,28 @@ impl Rng {
         normal_table()[(self.next_u64() >> 48) as usize] as f64
     }
 
+    /// Appends `n` standard normal variates to `out` (same sequence as [`Rng::fill_normals`]).
+    pub fn extend_normals(&mut self, out: &mut Vec<f32>, n: usize) {
+        let t = normal_table();
+        out.reserve(n);
+        for _ in 0..n / 4 {
+            let r = self.next_u64();
+            out.extend_from_slice(&[
+                t[(r & 0xFFFF) as usize],
+                t[((r >> 16) & 0xFFFF) as usize],
+                t[((r >> 32) & 0xFFFF) as usize],
+                t[(r >> 48) as usize],
+            ]);
+        }
+        if n % 4 != 0 {
+            let mut r = self.next_u64();
+            for _ in 0..n % 4 {
+                out.push(t[(r & 0xFFFF) as usize]);
+                r >>= 16;
+            }
+        }
+    }
+
     /// Fills `out` with standard normal variates, four per 64-bit draw.
     pub fn fill_normals(&mut self, out: &mut [f32]) {
         let t = normal_table();

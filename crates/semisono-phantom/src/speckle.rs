@@ -58,31 +58,30 @@ pub fn gaussian_kernel(sigma: f64) -> Vec<f32> {
     k.into_iter().map(|v| v as f32).collect()
 }
 
-/// Fills the complex scatterer field `re + i·im = amp·(g1 + i g2)/√2 + coh` (coherent part real).
+/// Builds the complex scatterer field `re + i·im = amp·(g1 + i g2)/√2 + coh` (coherent part real).
 /// With `speckle == false` the random part is replaced by `amp` (deterministic, for mask tests).
 pub fn fill_field(
     amp: &[f32],
     coh: &[f32],
     rng: &mut Rng,
     speckle: bool,
-    re: &mut [f32],
-    im: &mut [f32],
+    re: &mut Vec<f32>,
+    im: &mut Vec<f32>,
 ) {
-    let n = amp.len();
+    re.clear();
+    im.clear();
     if !speckle {
-        for i in 0..n {
-            re[i] = amp[i] + coh[i];
-            im[i] = 0.0;
-        }
+        re.extend(amp.iter().zip(coh).map(|(&a, &c)| a + c));
+        im.resize(amp.len(), 0.0);
         return;
     }
-    rng.fill_normals(re);
-    rng.fill_normals(im);
+    rng.extend_normals(re, amp.len());
+    rng.extend_normals(im, amp.len());
     let s = std::f32::consts::FRAC_1_SQRT_2;
-    for i in 0..n {
-        let a = amp[i] * s;
-        re[i] = re[i] * a + coh[i];
-        im[i] *= a;
+    for (((r, i), &a), &c) in re.iter_mut().zip(im.iter_mut()).zip(amp).zip(coh) {
+        let a = a * s;
+        *r = *r * a + c;
+        *i *= a;
     }
 }
 

@@ -262,6 +262,16 @@ impl Breast {
             .iter()
             .map(|l| 1.0 / (1.0 + (l.dx / t_fat).powi(2)).sqrt())
             .collect();
+        // Lateral extent of each ligament (quick reject before the distance test).
+        let lig_span: Vec<(f64, f64)> = self
+            .ligaments
+            .iter()
+            .zip(&lig_norm)
+            .map(|(l, &nrm)| {
+                let m = 0.25 * l.curve.abs() + l.width / nrm;
+                (l.x0 + l.dx.min(0.0) - m, l.x0 + l.dx.max(0.0) + m)
+            })
+            .collect();
         for iz in 0..g.nz {
             for il in (0..g.nl).filter(|&il| evaluated_line(il, g.nl)) {
                 let (x, z) = g.beam_xz(iz, il);
@@ -279,7 +289,12 @@ impl Breast {
                     a = 0.45;
                     let t = (bounds[FAT] - bounds[SKIN]).max(0.5);
                     let f = ((u - bounds[SKIN]) / t).clamp(0.0, 1.0);
-                    for (l, &nrm) in self.ligaments.iter().zip(&lig_norm) {
+                    for ((l, &nrm), &(x_lo, x_hi)) in
+                        self.ligaments.iter().zip(&lig_norm).zip(&lig_span)
+                    {
+                        if x < x_lo || x > x_hi {
+                            continue;
+                        }
                         let xc = l.x0 + l.dx * (1.0 - f) + l.curve * f * (1.0 - f);
                         let d = (x - xc).abs() * nrm;
                         if d < l.width {
