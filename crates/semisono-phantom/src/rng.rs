@@ -145,9 +145,9 @@ impl Rng {
                 t[(r >> 48) as usize],
             ]);
         }
-        if n % 4 != 0 {
+        if n & 3 != 0 {
             let mut r = self.next_u64();
-            for _ in 0..n % 4 {
+            for _ in 0..n & 3 {
                 out.push(t[(r & 0xFFFF) as usize]);
                 r >>= 16;
             }
