@@ -1,6 +1,8 @@
 //! Shapes, the backbone registry, torchvision key compatibility, and a few training steps.
 
-use burn::module::{Module, ModuleVisitor, Param};
+mod common;
+
+use burn::module::{Module, Param};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Distribution, Int, Tensor};
 
@@ -10,6 +12,8 @@ use semisono_nn::nets::{
 };
 use semisono_nn::ops::float_tensor_to_vec;
 use semisono_nn::saliency::vanilla_saliency;
+
+use common::torch_keys::TorchKeys;
 
 fn small_backbone(width: f64) -> BackboneConfig {
     BackboneConfig::new().with_width_multiplier(width)
@@ -115,54 +119,21 @@ fn classifier_outputs_have_hermes_shapes() {
 fn registry_knows_its_backbones_and_names_them_on_error() {
     assert_eq!(
         BACKBONES.iter().map(|b| b.name).collect::<Vec<_>>(),
-        ["resnet18", "resnet34"]
+        ["resnet18", "resnet34", "res2net50_v1b", "res2net101_v1b"]
     );
     assert_eq!(find_backbone("resnet34").unwrap().layers, [3, 4, 6, 3]);
+    assert_eq!(
+        find_backbone("res2net101_v1b").unwrap().layers,
+        [3, 4, 23, 3]
+    );
     let err = SegModelConfig::new()
         .with_backbone(BackboneConfig::new().with_name("resnet1000".into()))
         .init(&Device::flex())
         .unwrap_err();
     let message = err.to_string();
-    assert!(message.contains("resnet1000") && message.contains("resnet18, resnet34"));
-}
-
-/// Collects parameter paths the way burn-store's PytorchStore sees them: enum variant names are
-/// skipped, and BatchNorm's `gamma`/`beta` are torchvision's `weight`/`bias`.
-#[derive(Default)]
-struct TorchKeys {
-    /// (field or index name, type of the module that holds it)
-    stack: Vec<(String, String)>,
-    keys: Vec<String>,
-}
-
-impl ModuleVisitor for TorchKeys {
-    fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.stack
-            .push((name.to_string(), container_type.to_string()));
-    }
-
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.stack.pop();
-    }
-
-    fn visit_float<const D: usize>(&mut self, _param: &Param<Tensor<D>>) {
-        let mut parts: Vec<String> = self
-            .stack
-            .iter()
-            .filter(|(_, owner)| !owner.starts_with("Enum:"))
-            .map(|(name, _)| name.clone())
-            .collect();
-        let owner = self.stack.last().map(|(_, owner)| owner.as_str());
-        if owner == Some("Struct:BatchNorm") {
-            let last = parts.last_mut().unwrap();
-            if last == "gamma" {
-                *last = "weight".into();
-            } else if last == "beta" {
-                *last = "bias".into();
-            }
-        }
-        self.keys.push(parts.join("."));
-    }
+    assert!(
+        message.contains("resnet1000") && message.contains("resnet18, resnet34, res2net50_v1b")
+    );
 }
 
 /// torchvision `resnet18().state_dict()` keys without `fc.*` and `*.num_batches_tracked`.
@@ -194,9 +165,7 @@ fn torchvision_resnet18_keys() -> Vec<String> {
 #[test]
 fn resnet18_parameter_paths_are_torchvision_state_dict_keys() {
     let net = ResNetConfig::resnet18().init(&Device::flex());
-    let mut visitor = TorchKeys::default();
-    net.visit(&mut visitor);
-    let mut got = visitor.keys;
+    let mut got = TorchKeys::of(&net);
     let mut want = torchvision_resnet18_keys();
     got.sort();
     want.sort();

@@ -8,14 +8,26 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
-use super::resnet::{ResNet, ResNetConfig, ResNetFeatures};
+use super::res2net::{Res2Net, Res2NetConfig};
+use super::resnet::{ResNet, ResNetConfig};
+
+/// Architecture family of a registry entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackboneFamily {
+    /// torchvision BasicBlock ResNet.
+    ResNet,
+    /// Res2Net v1b, 26w×4s Bottle2neck.
+    Res2Net,
+}
 
 /// One registry entry.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BackboneSpec {
     /// The name used in configs.
     pub name: &'static str,
-    /// BasicBlocks per stage.
+    /// Architecture family.
+    pub family: BackboneFamily,
+    /// Blocks per stage.
     pub layers: [usize; 4],
     /// Per-channel input mean of its ImageNet weights (RGB, inputs in [0, 1]).
     pub input_mean: [f32; 3],
@@ -30,13 +42,29 @@ const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 pub const BACKBONES: &[BackboneSpec] = &[
     BackboneSpec {
         name: "resnet18",
+        family: BackboneFamily::ResNet,
         layers: [2, 2, 2, 2],
         input_mean: IMAGENET_MEAN,
         input_std: IMAGENET_STD,
     },
     BackboneSpec {
         name: "resnet34",
+        family: BackboneFamily::ResNet,
         layers: [3, 4, 6, 3],
+        input_mean: IMAGENET_MEAN,
+        input_std: IMAGENET_STD,
+    },
+    BackboneSpec {
+        name: "res2net50_v1b",
+        family: BackboneFamily::Res2Net,
+        layers: [3, 4, 6, 3],
+        input_mean: IMAGENET_MEAN,
+        input_std: IMAGENET_STD,
+    },
+    BackboneSpec {
+        name: "res2net101_v1b",
+        family: BackboneFamily::Res2Net,
+        layers: [3, 4, 23, 3],
         input_mean: IMAGENET_MEAN,
         input_std: IMAGENET_STD,
     },
@@ -92,29 +120,44 @@ impl BackboneConfig {
         device: &Device,
     ) -> Result<Backbone, UnknownBackbone> {
         let spec = self.spec()?;
-        let resnet = ResNetConfig::new(spec.layers)
-            .with_width_multiplier(self.width_multiplier)
-            .with_in_channels(self.in_channels)
-            .with_layer4(with_last_stage)
-            .init(device);
-        Ok(Backbone::ResNet(resnet))
+        Ok(match spec.family {
+            BackboneFamily::ResNet => Backbone::ResNet(
+                ResNetConfig::new(spec.layers)
+                    .with_width_multiplier(self.width_multiplier)
+                    .with_in_channels(self.in_channels)
+                    .with_layer4(with_last_stage)
+                    .init(device),
+            ),
+            BackboneFamily::Res2Net => Backbone::Res2Net(
+                Res2NetConfig::new(spec.layers)
+                    .with_width_multiplier(self.width_multiplier)
+                    .with_in_channels(self.in_channels)
+                    .with_layer4(with_last_stage)
+                    .init(device),
+            ),
+        })
     }
 }
 
-/// A backbone built from the registry. An enum, so that other families (Res2Net) can join without
-/// changing the models; burn-store skips enum variant names, so weights load with the family's own
-/// key names.
+/// A backbone built from the registry. An enum, so that the models do not depend on the family;
+/// burn-store skips enum variant names, so weights load with the family's own key names.
 #[derive(Module, Debug)]
+// The enum holds a whole network and is built once per model: its inline size does not matter,
+// and boxing the variants would only add an indirection to every forward pass.
+#[allow(clippy::large_enum_variant)]
 pub enum Backbone {
     /// A BasicBlock ResNet (18 / 34).
     ResNet(ResNet),
+    /// A Res2Net v1b (50 / 101).
+    Res2Net(Res2Net),
 }
 
 impl Backbone {
     /// All intermediate feature maps.
-    pub fn forward_features(&self, x: Tensor<4>) -> ResNetFeatures {
+    pub fn forward_features(&self, x: Tensor<4>) -> EncoderFeatures {
         match self {
             Self::ResNet(net) => net.forward_features(x),
+            Self::Res2Net(net) => net.forward_features(x),
         }
     }
 
@@ -125,6 +168,25 @@ impl Backbone {
                 let [s1, s2, s3, s4] = net.stage_channels();
                 [s1, s1, s2, s3, s4]
             }
+            Self::Res2Net(net) => net.channels(),
         }
     }
+}
+
+/// The feature maps of a backbone forward pass (channel counts for a ResNet; a Res2Net has 4× as
+/// many in the stages).
+#[derive(Debug, Clone)]
+pub struct EncoderFeatures {
+    /// Stem output after ReLU, before max-pooling: `[N, c0, H/2, W/2]` (Hermes' `x0`, IAS-4).
+    pub stem: Tensor<4>,
+    /// After the max-pool: `[N, c0, H/4, W/4]` (Hermes' `xk`).
+    pub pooled: Tensor<4>,
+    /// `layer1`: `[N, c0, H/4, W/4]`.
+    pub layer1: Tensor<4>,
+    /// `layer2`: `[N, 2·c0, H/8, W/8]`.
+    pub layer2: Tensor<4>,
+    /// `layer3`: `[N, 4·c0, H/16, W/16]`.
+    pub layer3: Tensor<4>,
+    /// `layer4`: `[N, 8·c0, H/32, W/32]`, `None` when the network was built without it.
+    pub layer4: Option<Tensor<4>>,
 }

@@ -9,11 +9,10 @@ use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
-use super::backbone::{Backbone, BackboneConfig, UnknownBackbone};
+use super::backbone::{Backbone, BackboneConfig, EncoderFeatures, UnknownBackbone};
 use super::heads::{
     global_avg_pool, ConsistencyHead, ConsistencyHeadConfig, ProjectionHead, ProjectionHeadConfig,
 };
-use super::resnet::ResNetFeatures;
 
 /// Configuration of a [`ClsModel`].
 #[derive(Config, Debug)]
@@ -72,7 +71,7 @@ pub struct ClsOutput {
     /// Global consistency vector `[N, consistency_dim]` (`g_cls`).
     pub consistency: Tensor<2>,
     /// The backbone's stage features (for IAS attention).
-    pub stages: ResNetFeatures,
+    pub stages: EncoderFeatures,
 }
 
 /// Hermes' classification network with a registry backbone.

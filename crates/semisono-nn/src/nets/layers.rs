@@ -1,8 +1,45 @@
-//! Small constructors for the convolution and normalisation layers the networks share.
+//! Small constructors for the convolution and normalisation layers the networks share, and the
+//! layer enum that mirrors a PyTorch `nn.Sequential`.
 
+use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
-use burn::tensor::Device;
+use burn::nn::pool::AvgPool2d;
+use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d, Relu};
+use burn::tensor::{Device, Tensor};
+
+/// One layer of a PyTorch `nn.Sequential` (torchvision's `downsample`, Res2Net's deep stem).
+///
+/// A `Vec<SequentialLayer>` has the Sequential's parameter keys (`downsample.0.weight`,
+/// `conv1.3.weight`, ...): burn-store skips enum variant names, and parameter-free layers (ReLU,
+/// average pooling) keep their index as they do in PyTorch.
+#[derive(Module, Debug)]
+pub enum SequentialLayer {
+    /// A convolution.
+    Conv(Conv2d),
+    /// A BatchNorm.
+    Norm(BatchNorm),
+    /// A ReLU.
+    Relu(Relu),
+    /// An average pooling.
+    AvgPool(AvgPool2d),
+}
+
+impl SequentialLayer {
+    /// Applies the layer.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            Self::Conv(conv) => conv.forward(x),
+            Self::Norm(norm) => norm.forward(x),
+            Self::Relu(relu) => relu.forward(x),
+            Self::AvgPool(pool) => pool.forward(x),
+        }
+    }
+}
+
+/// Runs a `Vec<SequentialLayer>` in order (identity when empty).
+pub fn run_sequential(layers: &[SequentialLayer], x: Tensor<4>) -> Tensor<4> {
+    layers.iter().fold(x, |h, layer| layer.forward(h))
+}
 
 /// Kaiming-normal, fan-out, ReLU gain: torchvision's ResNet init (`kaiming_normal_(mode="fan_out",
 /// nonlinearity="relu")`), std = sqrt(2 / fan_out).

@@ -1,21 +1,26 @@
-//! Networks: backbones (by name), the U-Net segmenter and the classifier, and their heads.
+//! Networks: backbones (by name: ResNet-18/34, Res2Net-50/101 v1b), the U-Net segmenter and the
+//! classifier, and their heads.
 
 pub mod backbone;
 pub mod cls;
 pub mod heads;
 mod layers;
+pub mod res2net;
 pub mod resnet;
 pub mod seg;
 pub mod unet;
 
 pub use backbone::{
-    find_backbone, Backbone, BackboneConfig, BackboneSpec, UnknownBackbone, BACKBONES,
+    find_backbone, Backbone, BackboneConfig, BackboneFamily, BackboneSpec, EncoderFeatures,
+    UnknownBackbone, BACKBONES,
 };
 pub use cls::{ClsModel, ClsModelConfig, ClsOutput};
 pub use heads::{
     ConsistencyHead, ConsistencyHeadConfig, PixelProjectionHead, PixelProjectionHeadConfig,
     ProjectionHead, ProjectionHeadConfig,
 };
-pub use resnet::{BasicBlock, DownsampleLayer, ResNet, ResNetConfig, ResNetFeatures};
+pub use layers::SequentialLayer;
+pub use res2net::{Bottle2neck, Bottle2neckShape, Res2Net, Res2NetConfig};
+pub use resnet::{BasicBlock, ResNet, ResNetConfig};
 pub use seg::{SegModel, SegModelConfig, SegOutput};
 pub use unet::{ConvBlock, DecoderOutput, UNetDecoder, UNetDecoderConfig};

@@ -2,7 +2,8 @@
 //!
 //! Field names mirror torchvision's `ResNet` (`conv1`, `bn1`, `layer1..4` as `Vec<BasicBlock>`,
 //! each block's `conv1/bn1/conv2/bn2/downsample`), and `downsample` is a `Vec` of a conv then a BN
-//! (torchvision's `Sequential`, keys `downsample.0.*`, `downsample.1.*`). A torchvision
+//! (a `Vec<SequentialLayer>` standing for torchvision's `Sequential`, keys `downsample.0.*`,
+//! `downsample.1.*`). A torchvision
 //! `state_dict` therefore maps onto this module key for key (burn-store's `PytorchStore` skips
 //! enum variant names and maps BN `weight/bias` to `gamma/beta`); only `fc.*` and
 //! `*.num_batches_tracked` are left over. Width multipliers other than 1 change the shapes, so
@@ -16,7 +17,8 @@ use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use super::layers::{batch_norm, conv, kaiming_normal_fan_out};
+use super::backbone::EncoderFeatures;
+use super::layers::{batch_norm, conv, kaiming_normal_fan_out, run_sequential, SequentialLayer};
 
 /// Configuration of a [`ResNet`] built from BasicBlocks.
 #[derive(Config, Debug)]
@@ -100,24 +102,6 @@ impl ResNetConfig {
     }
 }
 
-/// One layer of a torchvision `downsample` `Sequential`: index 0 is the 1×1 conv, index 1 the BN.
-#[derive(Module, Debug)]
-pub enum DownsampleLayer {
-    /// The strided 1×1 convolution (no bias).
-    Conv(Conv2d),
-    /// Its BatchNorm.
-    Norm(BatchNorm),
-}
-
-impl DownsampleLayer {
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        match self {
-            Self::Conv(conv) => conv.forward(x),
-            Self::Norm(norm) => norm.forward(x),
-        }
-    }
-}
-
 /// torchvision's `BasicBlock`: two 3×3 convs with BN, plus a projected shortcut when the shape
 /// changes.
 #[derive(Module, Debug)]
@@ -131,7 +115,7 @@ pub struct BasicBlock {
     /// BN after `conv2`.
     pub bn2: BatchNorm,
     /// `[1×1 conv, BN]` when the stride or width changes, empty otherwise (identity shortcut).
-    pub downsample: Vec<DownsampleLayer>,
+    pub downsample: Vec<SequentialLayer>,
 }
 
 impl BasicBlock {
@@ -140,7 +124,7 @@ impl BasicBlock {
         let init = || Some(kaiming_normal_fan_out());
         let downsample = if stride != 1 || in_channels != out_channels {
             vec![
-                DownsampleLayer::Conv(conv(
+                SequentialLayer::Conv(conv(
                     [in_channels, out_channels],
                     1,
                     stride,
@@ -149,7 +133,7 @@ impl BasicBlock {
                     init(),
                     device,
                 )),
-                DownsampleLayer::Norm(batch_norm(out_channels, device)),
+                SequentialLayer::Norm(batch_norm(out_channels, device)),
             ]
         } else {
             Vec::new()
@@ -175,26 +159,9 @@ impl BasicBlock {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let out = relu(self.bn1.forward(self.conv1.forward(x.clone())));
         let out = self.bn2.forward(self.conv2.forward(out));
-        let shortcut = self.downsample.iter().fold(x, |h, layer| layer.forward(h));
+        let shortcut = run_sequential(&self.downsample, x);
         relu(out + shortcut)
     }
-}
-
-/// The feature maps of a ResNet forward pass.
-#[derive(Debug, Clone)]
-pub struct ResNetFeatures {
-    /// Stem output after ReLU, before max-pooling: `[N, c0, H/2, W/2]` (Hermes' `x0`, IAS-4).
-    pub stem: Tensor<4>,
-    /// After the max-pool: `[N, c0, H/4, W/4]` (Hermes' `xk`).
-    pub pooled: Tensor<4>,
-    /// `layer1`: `[N, c0, H/4, W/4]`.
-    pub layer1: Tensor<4>,
-    /// `layer2`: `[N, 2·c0, H/8, W/8]`.
-    pub layer2: Tensor<4>,
-    /// `layer3`: `[N, 4·c0, H/16, W/16]`.
-    pub layer3: Tensor<4>,
-    /// `layer4`: `[N, 8·c0, H/32, W/32]`, `None` when the network was built without it.
-    pub layer4: Option<Tensor<4>>,
 }
 
 /// A ResNet trunk without its classifier (`avgpool`/`fc` belong to the heads).
@@ -222,14 +189,14 @@ fn run_stage(blocks: &[BasicBlock], x: Tensor<4>) -> Tensor<4> {
 
 impl ResNet {
     /// Runs every stage and returns all intermediate feature maps.
-    pub fn forward_features(&self, x: Tensor<4>) -> ResNetFeatures {
+    pub fn forward_features(&self, x: Tensor<4>) -> EncoderFeatures {
         let stem = relu(self.bn1.forward(self.conv1.forward(x)));
         let pooled = self.maxpool.forward(stem.clone());
         let layer1 = run_stage(&self.layer1, pooled.clone());
         let layer2 = run_stage(&self.layer2, layer1.clone());
         let layer3 = run_stage(&self.layer3, layer2.clone());
         let layer4 = (!self.layer4.is_empty()).then(|| run_stage(&self.layer4, layer3.clone()));
-        ResNetFeatures {
+        EncoderFeatures {
             stem,
             pooled,
             layer1,

@@ -15,6 +15,7 @@ use semisono_nn::ops::float_tensor_to_vec;
 
 pub mod loss_cases;
 pub mod saliency_cases;
+pub mod torch_keys;
 
 /// `|got − want| ≤ abs + rel·|want|`.
 #[derive(Debug, Clone, Copy)]
