@@ -93,6 +93,7 @@ pub struct PhantomConfig {
     /// Three classes (normal/benign/malignant) or binary (benign/malignant).
     pub classes: ClassMode,
     /// Class prior in `class_names` order; default (0.17, 0.56, 0.27) or (0.68, 0.32).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub class_prior: Option<Vec<f64>>,
     /// Overlap t ∈ [0, 1] of the descriptor rates between benign and malignant (1 = no information).
     pub overlap: f64,
