@@ -204,25 +204,35 @@ pub fn lateral_kernels(
 pub fn binomial3(img: &mut [f32], nz: usize, nl: usize, tmp: &mut Vec<f32>) {
     tmp.clear();
     tmp.resize(nz * nl, 0.0);
-    // Lateral [1 2 1]/4.
+    // Lateral [1 2 1]/4 (replicate edges): interior as three shifted slices, so it vectorises.
     for z in 0..nz {
         let row = &img[z * nl..(z + 1) * nl];
         let out = &mut tmp[z * nl..(z + 1) * nl];
-        for l in 0..nl {
-            let a = row[l.saturating_sub(1)];
-            let c = row[(l + 1).min(nl - 1)];
-            out[l] = 0.25 * (a + c) + 0.5 * row[l];
+        if nl >= 3 {
+            let mid = out[1..nl - 1]
+                .iter_mut()
+                .zip(&row[..nl - 2])
+                .zip(&row[1..nl - 1])
+                .zip(&row[2..]);
+            for (((o, &a), &b), &c) in mid {
+                *o = 0.25 * (a + c) + 0.5 * b;
+            }
         }
+        out[0] = 0.25 * (row[0] + row[1.min(nl - 1)]) + 0.5 * row[0];
+        out[nl - 1] = 0.25 * (row[nl.saturating_sub(2)] + row[nl - 1]) + 0.5 * row[nl - 1];
     }
     // Axial [1 2 1]/4.
     for z in 0..nz {
-        let a = &tmp[z.saturating_sub(1) * nl..(z.saturating_sub(1) + 1) * nl];
-        let b = &tmp[z * nl..(z + 1) * nl];
+        let za = z.saturating_sub(1);
         let zc = (z + 1).min(nz - 1);
-        let c = &tmp[zc * nl..(zc + 1) * nl];
+        let (a, b, c) = (
+            &tmp[za * nl..(za + 1) * nl],
+            &tmp[z * nl..(z + 1) * nl],
+            &tmp[zc * nl..(zc + 1) * nl],
+        );
         let out = &mut img[z * nl..(z + 1) * nl];
-        for l in 0..nl {
-            out[l] = 0.25 * (a[l] + c[l]) + 0.5 * b[l];
+        for (((o, &a), &b), &c) in out.iter_mut().zip(a).zip(b).zip(c) {
+            *o = 0.25 * (a + c) + 0.5 * b;
         }
     }
 }
