@@ -462,6 +462,8 @@ fn quickstart_cpu() -> TrainConfig {
         hermes: HermesConfig {
             // A few hundred steps are only a handful of epochs.
             contrast_after_epoch: 2,
+            // IAS attention is not implemented yet (a configuration error when on).
+            attention: false,
             // The pixel embedding is at 1/8 resolution: 8×8 = 64 pixels per 64² image, so a class
             // must cover more than `max_views` of them; 100 (the paper's, for 28×28) would never pass.
             max_views: 16,

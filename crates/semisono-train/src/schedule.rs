@@ -106,7 +106,7 @@ impl EpochPlan {
 
     /// Whether step `t` is the last of its epoch (where the code evaluates).
     pub fn ends_epoch(&self, step: u64) -> bool {
-        step > 0 && (step % self.iters_per_epoch == 0 || step == self.total_steps)
+        step > 0 && (step.is_multiple_of(self.iters_per_epoch) || step == self.total_steps)
     }
 
     /// The first step of 0-based `epoch`.

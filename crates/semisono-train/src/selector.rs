@@ -166,7 +166,7 @@ impl<'a> Probs<'a> {
 
 /// Row-wise softmax of row-major logits (the row maximum is subtracted first, for stability).
 pub fn softmax_rows(logits: &[f64], classes: usize) -> Vec<f64> {
-    assert!(classes > 0 && logits.len() % classes == 0);
+    assert!(classes > 0 && logits.len().is_multiple_of(classes));
     let mut out = Vec::with_capacity(logits.len());
     for row in logits.chunks(classes) {
         let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);

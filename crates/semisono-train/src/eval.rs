@@ -1,0 +1,258 @@
+//! Evaluation with the `clean` protocol (ARCHITECTURE §4): per-image metrics at **native
+//! resolution**. The network sees the image resized to `image_size`; its class probabilities are
+//! resized back to the native size (bilinear, `align_corners = false`), the argmax is taken there,
+//! and the tumour mask (every class > 0) is scored against the native ground-truth mask with
+//! `semisono-metrics` (MedPy conventions: Dice = 1 when both masks are empty; HD95/ASSD undefined
+//! when one mask is empty). Classification: argmax of the softmax, scored with `ClsMetrics`
+//! (accuracy, balanced accuracy, macro F1, ROC AUC).
+//!
+//! The `paper` protocol (224², batch-averaged Dice on the test set) is not implemented yet:
+//! asking for it is an error.
+
+use std::fs;
+use std::path::Path;
+
+use burn::tensor::module::interpolate;
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+use semisono_data::split::{Part, Split};
+use semisono_data::Dataset;
+use semisono_metrics::aggregate::ClsSummary;
+use semisono_metrics::{ClsMetrics, ClsSample, Mask, Metric, SegMetrics, SegSummary, Spacing};
+use semisono_nn::ops::int_tensor_to_vec;
+use serde::Serialize;
+
+use crate::config::{Protocol, TrainConfig};
+use crate::error::{Result, TrainError};
+use crate::loader::{Loader, LoaderConfig};
+use crate::methods::SslMethod;
+use crate::trainer::load_run;
+
+/// One evaluated image.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EvalRow {
+    pub id: String,
+    /// Tumour Dice / IoU at native resolution; `None` without a segmenter or a ground-truth mask.
+    pub dice: Option<f64>,
+    pub iou: Option<f64>,
+    /// `None` also when a mask is empty (undefined surface distance).
+    pub hd95: Option<f64>,
+    pub assd: Option<f64>,
+    pub true_label: Option<u32>,
+    pub pred_label: Option<u32>,
+    /// Class probabilities (empty without a classifier).
+    pub probabilities: Vec<f64>,
+}
+
+/// Aggregates over the evaluated images.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EvalSummary {
+    pub protocol: Protocol,
+    pub part: String,
+    pub n_images: usize,
+    /// Segmentation summary (per-image mean ± std, pooled) of the images with a mask.
+    pub seg: Option<SegSummary>,
+    /// Classification headline numbers of the images with a class label.
+    pub accuracy: Option<f64>,
+    pub balanced_accuracy: Option<f64>,
+    pub macro_f1: Option<f64>,
+    pub auc: Option<f64>,
+    /// Everything `ClsMetrics` computes.
+    pub cls: Option<ClsSummary>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EvalReport {
+    pub rows: Vec<EvalRow>,
+    pub summary: EvalSummary,
+}
+
+/// Evaluates checkpoint `checkpoint` (`None` = best if present, else last) of `run_dir` on `part`
+/// of `split`.
+pub fn evaluate(
+    run_dir: &Path,
+    checkpoint: Option<&str>,
+    dataset: &Dataset,
+    split: &Split,
+    part: Part,
+    protocol: Protocol,
+) -> Result<EvalReport> {
+    let (cfg, method) = load_run(run_dir, checkpoint)?;
+    evaluate_method(method.as_ref(), &cfg, dataset, split, part, protocol)
+}
+
+/// Evaluates a method already in memory.
+pub fn evaluate_method(
+    method: &dyn SslMethod,
+    cfg: &TrainConfig,
+    dataset: &Dataset,
+    split: &Split,
+    part: Part,
+    protocol: Protocol,
+) -> Result<EvalReport> {
+    if protocol == Protocol::Paper {
+        return Err(TrainError::config(
+            "protocol",
+            "the `paper` evaluation protocol is not implemented yet; use `clean`",
+        ));
+    }
+    let loader = Loader::new(dataset, split, LoaderConfig::from_config(cfg))?;
+    evaluate_loader(method, &loader, part, cfg)
+}
+
+/// The `clean` protocol on the batches of `loader`'s `part`.
+pub fn evaluate_loader(
+    method: &dyn SslMethod,
+    loader: &Loader,
+    part: Part,
+    cfg: &TrainConfig,
+) -> Result<EvalReport> {
+    let mut rows = Vec::new();
+    let mut seg_metrics = SegMetrics::new(Spacing::default());
+    let k = cfg.model.num_classes;
+    let mut cls_metrics = ClsMetrics::new(k, true);
+    let mut any_cls = false;
+    let mut any_seg = false;
+    for eb in loader.eval_batches(part) {
+        let pred = method.eval_forward(&eb.batch.images);
+        let cls_probs: Option<Vec<f64>> = pred.cls_probs.map(semisono_nn::ops::float_tensor_to_vec);
+        for (i, sample) in eb.samples.iter().enumerate() {
+            let mut row = EvalRow {
+                id: sample.id.clone(),
+                dice: None,
+                iou: None,
+                hd95: None,
+                assd: None,
+                true_label: sample.label,
+                pred_label: None,
+                probabilities: vec![],
+            };
+            if let (Some(probs), Some(mask)) = (&pred.seg_probs, &sample.mask) {
+                any_seg = true;
+                let [w, h] = eb.native_sizes[i];
+                let (w, h) = (w as usize, h as usize);
+                let p = probs.clone().narrow(0, i, 1);
+                let [_, _, ph, pw] = p.dims();
+                let p = if (ph, pw) == (h, w) {
+                    p
+                } else {
+                    interpolate(
+                        p,
+                        InterpolateOptions::new(InterpolateMode::Bilinear)
+                            .with_align_corners(false)
+                            .with_output_size([h, w]),
+                    )
+                };
+                let labels = int_tensor_to_vec(p.argmax(1));
+                let result: Vec<u8> = labels.iter().map(|&c| u8::from(c > 0)).collect();
+                let m = seg_metrics
+                    .update_masks(
+                        Mask::new(&result, h, w).expect("prediction mask shape"),
+                        Mask::new(&mask.data, h, w).expect("native mask shape"),
+                        None,
+                    )
+                    .expect("masks of equal shape");
+                row.dice = Some(m.overlap.dice);
+                row.iou = Some(m.overlap.jaccard);
+                if let Ok(dist) = &m.distances {
+                    row.hd95 = Some(dist.hd95);
+                    row.assd = Some(dist.assd);
+                }
+            }
+            if let Some(all) = &cls_probs {
+                let p = all[i * k..(i + 1) * k].to_vec();
+                let arg = p
+                    .iter()
+                    .enumerate()
+                    .fold(
+                        (0, f64::NEG_INFINITY),
+                        |b, (c, &v)| if v > b.1 { (c, v) } else { b },
+                    )
+                    .0;
+                row.pred_label = Some(arg as u32);
+                if let Some(t) = sample.label {
+                    any_cls = true;
+                    cls_metrics
+                        .update(ClsSample {
+                            y_true: t as usize,
+                            y_pred: arg,
+                            proba: Some(&p),
+                        })
+                        .map_err(|e| {
+                            TrainError::config("model.num_classes", format!("{}: {e}", sample.id))
+                        })?;
+                }
+                row.probabilities = p;
+            }
+            rows.push(row);
+        }
+    }
+    let cls = any_cls.then(|| cls_metrics.aggregate());
+    let summary = EvalSummary {
+        protocol: Protocol::Clean,
+        part: part.as_str().to_string(),
+        n_images: rows.len(),
+        seg: any_seg.then(|| seg_metrics.aggregate()),
+        accuracy: cls.as_ref().and_then(|c| c.accuracy.clone().ok()),
+        balanced_accuracy: cls.as_ref().and_then(|c| c.balanced_accuracy.clone().ok()),
+        macro_f1: cls
+            .as_ref()
+            .and_then(|c| c.macro_avg.as_ref().ok().map(|p| p.f1)),
+        auc: cls
+            .as_ref()
+            .and_then(|c| c.roc_auc.clone().and_then(|r| r.ok())),
+        cls,
+    };
+    Ok(EvalReport { rows, summary })
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map_or(String::new(), |x| format!("{x}"))
+}
+
+/// Writes `per_image.csv` and `summary.json` into `dir` (created if needed; each file written to a
+/// temporary name and renamed).
+pub fn write_report(dir: &Path, report: &EvalReport) -> Result<()> {
+    fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
+    let k = report
+        .rows
+        .iter()
+        .map(|r| r.probabilities.len())
+        .max()
+        .unwrap_or(0);
+    let mut csv = String::from("id,dice,iou,hd95,assd,true_label,pred_label");
+    for c in 0..k {
+        csv.push_str(&format!(",prob_{c}"));
+    }
+    csv.push('\n');
+    for r in &report.rows {
+        let id = if r.id.contains([',', '"', '\n']) {
+            format!("\"{}\"", r.id.replace('"', "\"\""))
+        } else {
+            r.id.clone()
+        };
+        csv.push_str(&format!(
+            "{id},{},{},{},{},{},{}",
+            opt(r.dice),
+            opt(r.iou),
+            opt(r.hd95),
+            opt(r.assd),
+            r.true_label.map_or(String::new(), |l| l.to_string()),
+            r.pred_label.map_or(String::new(), |l| l.to_string()),
+        ));
+        for c in 0..k {
+            csv.push_str(&format!(",{}", opt(r.probabilities.get(c).copied())));
+        }
+        csv.push('\n');
+    }
+    let json = serde_json::to_string_pretty(&report.summary).expect("summary serialises");
+    for (name, bytes) in [
+        ("per_image.csv", csv.as_bytes()),
+        ("summary.json", json.as_bytes()),
+    ] {
+        let p = dir.join(name);
+        let tmp = dir.join(format!("{name}.tmp"));
+        fs::write(&tmp, bytes).map_err(|e| TrainError::io(&tmp, e))?;
+        fs::rename(&tmp, &p).map_err(|e| TrainError::io(&p, e))?;
+    }
+    Ok(())
+}

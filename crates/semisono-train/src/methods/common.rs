@@ -1,0 +1,375 @@
+//! What every method shares: the two networks with their optimizers and poly learning rate,
+//! host ↔ tensor conversions, the supervised losses, evaluation forwards and checkpoint files.
+
+use std::path::Path;
+
+use burn::module::Module;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::store::{BurnpackStore, ModuleSnapshot};
+use burn::tensor::activation::softmax;
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use semisono_nn::losses::{class_cross_entropy, pixel_cross_entropy, DiceLoss, DiceLossConfig};
+use semisono_nn::nets::{BackboneConfig, ClsModel, ClsModelConfig, SegModel, SegModelConfig};
+use semisono_nn::ops::float_tensor_to_vec;
+
+use crate::config::{OptimKind, OptimizerConfig, Task, TrainConfig};
+use crate::error::{Result, TrainError};
+use crate::loader::{ImageBatch, LabeledBatch};
+use crate::schedule::lr_at_iteration;
+
+use super::{Predictions, StepContext, StepLosses};
+
+/// `f32` NCHW images as a tensor on `device`.
+pub fn images_tensor(b: &ImageBatch, device: &Device) -> Tensor<4> {
+    Tensor::from_data(TensorData::new(b.data.clone(), b.shape()), device)
+}
+
+/// A seed for the random choices of step `step` (pixel-contrast sampling, dropout), a pure function
+/// of (seed, step) so that a resumed run draws exactly what an uninterrupted one would.
+pub fn step_seed(seed: u64, step: u64) -> u64 {
+    let mut z = seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5EED_5EED_0000_0001;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+pub(crate) fn int_tensor<const D: usize>(
+    v: Vec<i64>,
+    shape: [usize; D],
+    d: &Device,
+) -> Tensor<D, Int> {
+    Tensor::from_data(TensorData::new(v, shape), d)
+}
+
+pub(crate) fn bool_tensor<const D: usize>(
+    v: Vec<bool>,
+    shape: [usize; D],
+    d: &Device,
+) -> Tensor<D, Bool> {
+    Tensor::from_data(TensorData::new(v, shape), d)
+}
+
+pub(crate) fn float_tensor<const D: usize>(
+    v: Vec<f32>,
+    shape: [usize; D],
+    d: &Device,
+) -> Tensor<D> {
+    Tensor::from_data(TensorData::new(v, shape), d)
+}
+
+/// Host copy of an `f32` tensor.
+pub(crate) fn to_f32_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("f32 tensor data")
+}
+
+/// The scalar of a `[1]` loss tensor.
+pub(crate) fn scalar(t: &Tensor<1>) -> f64 {
+    float_tensor_to_vec(t.clone())[0]
+}
+
+/// Masks of a labeled batch as class ids `[N, H, W]`, and the pixels to ignore (images without a
+/// mask) when some image has none.
+pub(crate) fn mask_targets(
+    b: &LabeledBatch,
+    d: &Device,
+) -> (Tensor<3, Int>, Option<Tensor<3, Bool>>) {
+    let [n, _, h, w] = b.images.shape();
+    let target = int_tensor(
+        b.masks.iter().map(|&m| i64::from(m)).collect(),
+        [n, h, w],
+        d,
+    );
+    let ignore = (!b.has_mask.iter().all(|&m| m)).then(|| {
+        let v = b
+            .has_mask
+            .iter()
+            .flat_map(|&m| std::iter::repeat_n(!m, h * w))
+            .collect();
+        bool_tensor(v, [n, h, w], d)
+    });
+    (target, ignore)
+}
+
+/// Hermes' supervised segmentation loss `(0.5·CE + Dice)/2` (spec §5.2), with images that have no
+/// mask left out of both terms. Returns (total, CE mean, Dice loss).
+pub(crate) fn sup_seg_loss(
+    logits: Tensor<4>,
+    b: &LabeledBatch,
+    dice: &DiceLoss,
+) -> (Tensor<1>, Tensor<1>, Tensor<1>) {
+    let d = logits.device();
+    let (target, ignore) = mask_targets(b, &d);
+    let ce = pixel_cross_entropy(logits.clone(), target.clone(), ignore.clone()).mean;
+    let dl = dice.forward(logits, target, ignore).loss;
+    let total = (ce.clone().mul_scalar(0.5) + dl.clone()).div_scalar(2.0);
+    (total, ce, dl)
+}
+
+/// Mean image cross-entropy over the images that have a class label (label −1 is ignored).
+pub(crate) fn sup_cls_loss(logits: Tensor<2>, labels: &[i64]) -> Tensor<1> {
+    let d = logits.device();
+    let n = labels.len();
+    let target = int_tensor(labels.iter().map(|&l| l.max(0)).collect(), [n], &d);
+    let ignore = labels
+        .iter()
+        .any(|&l| l < 0)
+        .then(|| bool_tensor(labels.iter().map(|&l| l < 0).collect(), [n], &d));
+    class_cross_entropy(logits, target, ignore).mean
+}
+
+/// The Hermes Dice loss: tumour class only (weights [0, 1, ..., 1]).
+pub(crate) fn hermes_dice(classes: usize) -> DiceLoss {
+    let mut w = vec![1.0; classes];
+    w[0] = 0.0;
+    DiceLossConfig::new().with_class_weights(w).init()
+}
+
+fn build_optimizer(o: &OptimizerConfig) -> ModuleOptimizer {
+    let decay = (o.weight_decay > 0.0).then(|| WeightDecayConfig::new(o.weight_decay as f32));
+    match o.kind {
+        OptimKind::Adam => AdamConfig::new()
+            .with_beta_1(o.betas[0] as f32)
+            .with_beta_2(o.betas[1] as f32)
+            .with_epsilon(o.eps as f32)
+            .with_weight_decay(decay)
+            .init(),
+        // PyTorch SGD: dampening 0 (Burn's MomentumConfig defaults to 0.1).
+        OptimKind::Sgd => SgdConfig::new()
+            .with_weight_decay(decay)
+            .with_momentum((o.momentum > 0.0).then(|| {
+                MomentumConfig::new()
+                    .with_momentum(o.momentum)
+                    .with_dampening(0.0)
+                    .with_nesterov(o.nesterov)
+            }))
+            .init(),
+    }
+}
+
+/// Rejects switches this build does not implement, instead of silently ignoring them.
+pub(crate) fn check_common(cfg: &TrainConfig) -> Result<()> {
+    if cfg.model.imagenet_norm {
+        return Err(TrainError::config(
+            "model.imagenet_norm",
+            "ImageNet normalisation is not implemented yet; set it to false",
+        ));
+    }
+    for (key, p) in [
+        ("model.seg_pretrained", &cfg.model.seg_pretrained),
+        ("model.cls_pretrained", &cfg.model.cls_pretrained),
+    ] {
+        if p.is_some() {
+            return Err(TrainError::config(
+                key,
+                "loading pretrained encoder weights is not implemented yet; leave it empty",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The segmenter and/or the classifier (by `task`), their optimizers and learning rates.
+pub(crate) struct Networks {
+    pub device: Device,
+    pub seg: Option<SegModel>,
+    pub cls: Option<ClsModel>,
+    seg_opt: Option<ModuleOptimizer>,
+    cls_opt: Option<ModuleOptimizer>,
+    cfg: TrainConfig,
+}
+
+const SEG_FILE: &str = "seg.bpk";
+const CLS_FILE: &str = "cls.bpk";
+const SEG_OPT_FILE: &str = "seg-optim.bpk";
+const CLS_OPT_FILE: &str = "cls-optim.bpk";
+
+impl Networks {
+    pub fn new(cfg: &TrainConfig, device: &Device) -> Result<Self> {
+        check_common(cfg)?;
+        let m = &cfg.model;
+        let backbone = |name: &str| {
+            BackboneConfig::new()
+                .with_name(name.to_string())
+                .with_width_multiplier(m.width_multiplier)
+                .with_in_channels(m.in_channels)
+        };
+        let want_seg = matches!(cfg.task, Task::Segmentation | Task::Both);
+        let want_cls = matches!(cfg.task, Task::Classification | Task::Both);
+        let seg = want_seg
+            .then(|| {
+                SegModelConfig::new()
+                    .with_backbone(backbone(&m.seg_backbone))
+                    .with_num_classes(m.seg_classes)
+                    .with_dropout(m.dropout)
+                    .init(device)
+            })
+            .transpose()
+            .map_err(|e| TrainError::Model(e.to_string()))?;
+        let cls = want_cls
+            .then(|| {
+                ClsModelConfig::new()
+                    .with_backbone(backbone(&m.cls_backbone))
+                    .with_num_classes(m.num_classes)
+                    .init(device)
+            })
+            .transpose()
+            .map_err(|e| TrainError::Model(e.to_string()))?;
+        Ok(Networks {
+            device: device.clone(),
+            seg_opt: seg.as_ref().map(|_| build_optimizer(&cfg.optim.seg)),
+            cls_opt: cls.as_ref().map(|_| build_optimizer(&cfg.optim.cls)),
+            seg,
+            cls,
+            cfg: cfg.clone(),
+        })
+    }
+
+    /// Learning rates of iteration `step` (poly schedule, spec §4.3): (segmenter, classifier).
+    pub fn lrs(&self, step: u64) -> (f64, f64) {
+        let o = &self.cfg.optim;
+        let lr = |base| lr_at_iteration(base, step, self.cfg.steps, o.poly_power);
+        (lr(o.seg.lr), lr(o.cls.lr))
+    }
+
+    /// Checks every loss term, then backpropagates `seg_total + cls_total` once and steps each
+    /// network with the gradients of its own parameters only. Cross-network terms must already be
+    /// detached (spec §13), so this equals one backward per network.
+    pub fn apply(
+        &mut self,
+        step: u64,
+        seg_total: Option<Tensor<1>>,
+        cls_total: Option<Tensor<1>>,
+        ctx: &StepContext,
+        out: &mut StepLosses,
+    ) -> Result<()> {
+        let mut seg_total = seg_total;
+        let mut cls_total = cls_total;
+        if ctx.inject_nan {
+            if let Some(t) = seg_total.as_mut().or(cls_total.as_mut()) {
+                *t = t.clone().add_scalar(f64::NAN);
+            }
+        }
+        if let Some(t) = &seg_total {
+            out.losses.push(("seg_total", scalar(t)));
+        }
+        if let Some(t) = &cls_total {
+            out.losses.push(("cls_total", scalar(t)));
+        }
+        if let Some(&(term, value)) = out.losses.iter().find(|(_, v)| !v.is_finite()) {
+            return Err(TrainError::NonFinite {
+                step,
+                term: term.to_string(),
+                value,
+            });
+        }
+        let total = match (seg_total, cls_total) {
+            (Some(s), Some(c)) => s + c,
+            (Some(s), None) => s,
+            (None, Some(c)) => c,
+            (None, None) => return Ok(()),
+        };
+        let (lr_seg, lr_cls) = self.lrs(step);
+        let mut grads = total.backward();
+        if let (Some(model), Some(opt)) = (self.seg.take(), self.seg_opt.as_mut()) {
+            let g = GradientsParams::from_module(&mut grads, &model);
+            self.seg = Some(opt.step(lr_seg, model, g));
+            out.stats.push(("lr_seg", lr_seg));
+        }
+        if let (Some(model), Some(opt)) = (self.cls.take(), self.cls_opt.as_mut()) {
+            let g = GradientsParams::from_module(&mut grads, &model);
+            self.cls = Some(opt.step(lr_cls, model, g));
+            out.stats.push(("lr_cls", lr_cls));
+        }
+        Ok(())
+    }
+
+    pub fn eval_forward(&self, images: &ImageBatch) -> Predictions {
+        let seg_probs = self.seg.as_ref().map(|m| {
+            let m = m.valid();
+            let x = images_tensor(images, &self.device.clone().without_autodiff());
+            softmax(m.forward_logits(x), 1)
+        });
+        let cls_probs = self.cls.as_ref().map(|m| {
+            let m = m.valid();
+            let x = images_tensor(images, &self.device.clone().without_autodiff());
+            softmax(m.forward_logits(x), 1)
+        });
+        Predictions {
+            seg_probs,
+            cls_probs,
+        }
+    }
+
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        if let Some(m) = &self.seg {
+            save_module(m, &dir.join(SEG_FILE))?;
+        }
+        if let Some(m) = &self.cls {
+            save_module(m, &dir.join(CLS_FILE))?;
+        }
+        for (opt, file) in [(&self.seg_opt, SEG_OPT_FILE), (&self.cls_opt, CLS_OPT_FILE)] {
+            if let Some(o) = opt {
+                let p = dir.join(file);
+                o.save(&p)
+                    .map_err(|e| TrainError::io(&p, format!("{e:?}")))?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn load(&mut self, dir: &Path) -> Result<()> {
+        if let Some(m) = self.seg.as_mut() {
+            load_module(m, &dir.join(SEG_FILE))?;
+        }
+        if let Some(m) = self.cls.as_mut() {
+            load_module(m, &dir.join(CLS_FILE))?;
+        }
+        for (opt, file, ocfg) in [
+            (&mut self.seg_opt, SEG_OPT_FILE, &self.cfg.optim.seg),
+            (&mut self.cls_opt, CLS_OPT_FILE, &self.cfg.optim.cls),
+        ] {
+            if opt.is_some() {
+                let p = dir.join(file);
+                let loaded = build_optimizer(ocfg)
+                    .load(&p)
+                    .map_err(|e| TrainError::io(&p, format!("optimizer state: {e:?}")))?;
+                *opt = Some(loaded);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn save_module<M: Module>(m: &M, path: &Path) -> Result<()> {
+    let mut store = BurnpackStore::from_file(path)
+        .auto_extension(false)
+        .overwrite(true);
+    m.save_into(&mut store)
+        .map_err(|e| TrainError::io(path, format!("saving weights: {e:?}")))
+}
+
+fn load_module<M: Module>(m: &mut M, path: &Path) -> Result<()> {
+    if !path.is_file() {
+        return Err(TrainError::io(path, "missing from the checkpoint"));
+    }
+    let mut store = BurnpackStore::from_file(path).auto_extension(false);
+    let r = m
+        .load_from(&mut store)
+        .map_err(|e| TrainError::io(path, format!("loading weights: {e:?}")))?;
+    if !r.errors.is_empty() || !r.missing.is_empty() {
+        return Err(TrainError::io(
+            path,
+            format!(
+                "weights do not fit the configured network (missing: {:?}, errors: {:?}); was \
+                 the checkpoint written with another model configuration?",
+                r.missing, r.errors
+            ),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! Semi-supervised methods behind one trait, and the registry that builds them by name
+//! (ARCHITECTURE §4).
+//!
+//! A method owns its networks and their optimizers. The trainer hands it one [`TrainBatch`] per
+//! step and gets back the named loss values for logging; evaluation asks it for probabilities on a
+//! plain (non-autodiff) device; checkpoints ask it to save and load its whole state (models,
+//! optimizer records, method state) in a directory.
+
+mod common;
+pub mod hermes;
+pub mod supervised;
+
+use std::path::Path;
+
+use burn::tensor::{Device, Tensor};
+
+use crate::config::TrainConfig;
+use crate::error::{Result, TrainError};
+use crate::loader::{ImageBatch, TrainBatch};
+
+pub use common::{images_tensor, step_seed};
+
+/// Methods the registry can build now (a subset of [`crate::config::METHODS`]).
+pub const REGISTERED: &[&str] = &["supervised", "hermes"];
+
+/// What a step may need besides its batch.
+#[derive(Clone, Debug, Default)]
+pub struct StepContext {
+    /// Test hook: add NaN to the first total loss of this step, to exercise the non-finite stop.
+    #[doc(hidden)]
+    pub inject_nan: bool,
+}
+
+/// Named values of one step: `losses` are loss terms (checked for NaN/inf before any update);
+/// `stats` are diagnostics (learning rates, keep fractions, ramp weights).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StepLosses {
+    pub losses: Vec<(&'static str, f64)>,
+    pub stats: Vec<(&'static str, f64)>,
+}
+
+impl StepLosses {
+    /// The value of a loss term or statistic by name.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.losses
+            .iter()
+            .chain(&self.stats)
+            .find(|(n, _)| *n == name)
+            .map(|&(_, v)| v)
+    }
+}
+
+/// Probabilities of one batch, on the evaluation device (no autodiff).
+#[derive(Clone, Debug)]
+pub struct Predictions {
+    /// Softmax over the segmentation classes, `[N, C, H, W]`; `None` without a segmenter.
+    pub seg_probs: Option<Tensor<4>>,
+    /// Softmax over the image classes, `[N, K]`; `None` without a classifier.
+    pub cls_probs: Option<Tensor<2>>,
+}
+
+/// One semi-supervised method.
+pub trait SslMethod {
+    /// The registry name.
+    fn name(&self) -> &'static str;
+
+    /// One optimisation step on `batch` (its `step` is the 1-based global step). Returns the loss
+    /// values; a non-finite loss is an error and leaves every weight untouched.
+    fn step(&mut self, batch: &TrainBatch, ctx: &StepContext) -> Result<StepLosses>;
+
+    /// Probabilities for `images` with the networks in evaluation mode (BN running statistics,
+    /// no dropout, no autodiff).
+    fn eval_forward(&self, images: &ImageBatch) -> Predictions;
+
+    /// Writes the whole state into the existing directory `dir`.
+    fn save(&self, dir: &Path) -> Result<()>;
+
+    /// Restores the state written by [`save`](Self::save) into this (freshly built) method.
+    fn load(&mut self, dir: &Path) -> Result<()>;
+}
+
+/// The training device of this build: Burn's pure-Rust CPU backend with autodiff.
+pub fn default_device() -> Device {
+    Device::flex().autodiff()
+}
+
+/// Builds the method `cfg.method` on `device` (an autodiff device). Seeds the device with
+/// `cfg.seed` first, so initial weights are repeatable.
+pub fn create(cfg: &TrainConfig, device: &Device) -> Result<Box<dyn SslMethod>> {
+    device.seed(cfg.seed);
+    match cfg.method.as_str() {
+        "supervised" => Ok(Box::new(supervised::Supervised::new(cfg, device)?)),
+        "hermes" => Ok(Box::new(hermes::Hermes::new(cfg, device)?)),
+        other => Err(TrainError::UnknownMethod {
+            name: other.to_string(),
+            valid: REGISTERED.join(", "),
+        }),
+    }
+}

@@ -1,0 +1,93 @@
+//! A toy dataset for the training tests: 16 gray 32×32 images with a bright disc (the "tumour"),
+//! its mask, and a class label (disc size); split 4 labeled / 4 unlabeled / 4 val / 4 test.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use semisono_data::split::{Split, SplitConfig, SPLIT_FORMAT_VERSION};
+use semisono_data::{DatasetInfo, DatasetWriter, GrayImage, NewEntry};
+use semisono_train::config::TrainConfig;
+
+pub const SIZE: u32 = 32;
+
+fn ids(r: std::ops::Range<usize>) -> Vec<String> {
+    r.map(|i| format!("img{i:02}")).collect()
+}
+
+/// Writes the dataset and split under `dir`; returns (dataset dir, split file).
+pub fn write_toy(dir: &Path) -> (PathBuf, PathBuf) {
+    let info = DatasetInfo::new("toy", vec!["benign".into(), "malignant".into()], "test");
+    let root = dir.join("ds");
+    let mut w = DatasetWriter::create(&root, info, false).unwrap();
+    for i in 0..16usize {
+        // A few native sizes, so evaluation resizes predictions back.
+        let (width, height) = (SIZE + (i % 3) as u32 * 4, SIZE + (i % 2) as u32 * 6);
+        let label = (i % 2) as u32;
+        let r = if label == 1 { 9.0 } else { 5.0 };
+        let (cx, cy) = (10.0 + (i * 7 % 12) as f64, 11.0 + (i * 5 % 10) as f64);
+        let mut img = GrayImage::zeros(width, height);
+        let mut mask = GrayImage::zeros(width, height);
+        for y in 0..height {
+            for x in 0..width {
+                let p = (y * width + x) as usize;
+                let noise = ((x * 31 + y * 17 + i as u32 * 13) % 40) as u8;
+                let inside = (x as f64 - cx).powi(2) + (y as f64 - cy).powi(2) < r * r;
+                img.data[p] = if inside { 170 + noise } else { 40 + noise };
+                mask.data[p] = if inside { 255 } else { 0 };
+            }
+        }
+        let mut e = NewEntry::new(format!("img{i:02}"), img, "toy");
+        if !(4..8).contains(&i) {
+            e.mask = Some(mask);
+            e.label = Some(label);
+        }
+        w.add(e).unwrap();
+    }
+    w.finish().unwrap();
+    let split = Split {
+        format_version: SPLIT_FORMAT_VERSION,
+        dataset: "toy".into(),
+        seed: 0,
+        strategy: SplitConfig::default(),
+        fold: None,
+        labeled: ids(0..4),
+        unlabeled: ids(4..8),
+        val: ids(8..12),
+        test: ids(12..16),
+        excluded: vec![],
+        sha256: BTreeMap::new(),
+        mask_sha256: BTreeMap::new(),
+        path: None,
+    };
+    let split_path = dir.join("split.json");
+    split.save(&split_path).unwrap();
+    (root, split_path)
+}
+
+/// A tiny configuration: 32² inputs, ResNet-18 at 1/8 width, 2 + 2 images per step, 4 steps
+/// (2 per epoch, so contrast is active from step 3), evaluation and checkpoints every 2 steps.
+pub fn tiny_config(method: &str, dataset: &Path, split: &Path) -> TrainConfig {
+    let mut c = TrainConfig::preset("quickstart-cpu").unwrap();
+    c.method = method.into();
+    c.steps = 4;
+    c.batch_labeled = 2;
+    c.batch_unlabeled = 2;
+    c.batch_eval = 4;
+    c.image_size = SIZE;
+    c.augment.size = [SIZE, SIZE];
+    c.eval_every = 2;
+    c.log_every = 1;
+    c.checkpoint_every = 0;
+    c.model.width_multiplier = 0.125;
+    c.data.dataset = dataset.to_path_buf();
+    c.data.split = split.to_path_buf();
+    c.data.workers = 0;
+    c.hermes.attention = false;
+    c.hermes.contrast_after_epoch = 0;
+    // 1/8 of 32² is 4×4 = 16 embedding pixels per image: a class needs more than 4 of them.
+    c.hermes.max_views = 4;
+    c.hermes.max_samples = 64;
+    c
+}
