@@ -148,7 +148,7 @@ pub fn evaluate_loader(
                     .update_masks(
                         Mask::new(&result, h, w).expect("prediction mask shape"),
                         Mask::new(&mask.data, h, w).expect("native mask shape"),
-                        None,
+                        sample.pixel_spacing_mm.map(|[r, c]| Spacing::new(r, c)),
                     )
                     .expect("masks of equal shape");
                 row.dice = Some(m.overlap.dice);

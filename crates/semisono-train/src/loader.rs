@@ -98,6 +98,8 @@ pub struct Sample {
     /// {0, 255}, the image's size.
     pub mask: Option<GrayImage>,
     pub label: Option<u32>,
+    /// Physical pixel size (row, col) in mm when the dataset knows it; distances are in mm then.
+    pub pixel_spacing_mm: Option<[f64; 2]>,
 }
 
 /// `n` images as `f32` NCHW in [0, 1].
@@ -395,6 +397,7 @@ fn load_sample(ds: &Dataset, id: &str, split_name: &str) -> Result<Sample, Loade
         image,
         mask,
         label: entry.label,
+        pixel_spacing_mm: entry.pixel_spacing_mm,
     })
 }
 

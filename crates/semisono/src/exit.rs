@@ -23,11 +23,20 @@ macro_rules! bad_input {
     };
 }
 
+/// Training errors the user fixes in the config or the data, as opposed to failures of the run.
+fn is_bad_train_input(e: &semisono_train::TrainError) -> bool {
+    use semisono_train::TrainError as E;
+    !matches!(e, E::NonFinite { .. } | E::Io { .. })
+}
+
 pub fn code_for(err: &anyhow::Error) -> u8 {
     let bad_input = err.chain().any(|e| {
         e.is::<BadInput>()
             || e.is::<semisono_data::DataError>()
             || e.is::<semisono_phantom::PhantomError>()
+            || e.is::<semisono_train::config::ConfigError>()
+            || e.downcast_ref::<semisono_train::TrainError>()
+                .is_some_and(is_bad_train_input)
     });
     if bad_input {
         2

@@ -5,8 +5,10 @@
 mod cmd_bench;
 mod cmd_eval_masks;
 mod cmd_import;
+mod cmd_quickstart;
 mod cmd_split;
 mod cmd_synth;
+mod cmd_train;
 mod exit;
 mod seg_report;
 
@@ -40,6 +42,12 @@ enum Command {
     Split(cmd_split::SplitArgs),
     /// Score a folder of predicted masks against ground truth (Dice, IoU, HD95, ASSD, ...).
     EvalMasks(cmd_eval_masks::EvalMasksArgs),
+    /// Train a method (supervised, hermes) into a run directory; resumable.
+    Train(cmd_train::TrainArgs),
+    /// Evaluate a run's checkpoint on a split part (per-image CSV + summary JSON).
+    Eval(cmd_train::EvalArgs),
+    /// Phantom -> split -> train supervised and hermes -> eval -> one table, on the CPU preset.
+    Quickstart(cmd_quickstart::QuickstartArgs),
     /// Measure throughput of the CPU stages (phantom images/s, metric time per mask pair).
     Bench(cmd_bench::BenchArgs),
 }
@@ -60,6 +68,9 @@ fn main() -> ExitCode {
         Command::Split(a) => cmd_split::run(a),
         Command::EvalMasks(a) => cmd_eval_masks::run(a),
         Command::Bench(a) => cmd_bench::run(a),
+        Command::Train(a) => cmd_train::run_train(a),
+        Command::Eval(a) => cmd_train::run_eval(a),
+        Command::Quickstart(a) => cmd_quickstart::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
