@@ -85,7 +85,11 @@ impl ProgressLine {
 
     pub fn update(&mut self, p: &Progress) {
         let eval = p.eval.as_ref();
-        if !self.terminal && p.step % self.every != 0 && eval.is_none() && p.step != p.total_steps {
+        if !self.terminal
+            && !p.step.is_multiple_of(self.every)
+            && eval.is_none()
+            && p.step != p.total_steps
+        {
             return;
         }
         let width = 24usize;
@@ -140,7 +144,7 @@ pub fn run_training(
             run.display()
         ));
     }
-    let mut line = ProgressLine::new(label, cfg.log_every.max(1) as u64);
+    let mut line = ProgressLine::new(label, cfg.log_every.max(1));
     let summary = trainer::train(cfg, run, resume, &mut |p| line.update(p))?;
     Ok(summary)
 }
