@@ -23,7 +23,8 @@ use clap::{Parser, Subcommand};
     about = "Semi-supervised ultrasound classification and segmentation",
     long_about = "Semi-supervised ultrasound classification and segmentation.\n\n\
         Pipeline: synth/import -> split -> train -> eval/predict -> report.\n\
-        Start with `semisono synth --out data/phantom` and `semisono split --dataset data/phantom`."
+        Start with `semisono quickstart`, or step by step `semisono synth --out data/phantom`, \
+        `semisono split --dataset data/phantom`, `semisono train ...`, `semisono eval --run ...`."
 )]
 struct Cli {
     #[command(subcommand)]
