@@ -10,7 +10,8 @@ pub mod export;
 pub mod image_io;
 pub mod import;
 pub mod manifest;
-pub mod rng;
+/// The seeded PRNG shared with the phantom generator.
+pub use semisono_rng as rng;
 pub mod split;
 pub mod staged;
 

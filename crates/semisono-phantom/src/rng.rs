@@ -7,15 +7,7 @@
 
 use std::sync::OnceLock;
 
-/// One step of splitmix64: advances `state` and returns the mixed output.
-#[inline]
-pub fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+pub use semisono_rng::splitmix64;
 
 /// Independent random streams of one image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,24 +25,28 @@ pub enum Stream {
     Descriptors = 5,
 }
 
-/// xoshiro256** generator.
+/// The shared xoshiro256** generator ([`semisono_rng::Rng`]: `next_u64`, `uniform`, `range`, `int`,
+/// `bernoulli` through `Deref`) plus the phantom's own draws (normals from the quantile table, ...).
 #[derive(Clone, Debug)]
-pub struct Rng {
-    s: [u64; 4],
+pub struct Rng(semisono_rng::Rng);
+
+impl std::ops::Deref for Rng {
+    type Target = semisono_rng::Rng;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Rng {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 impl Rng {
     /// Generator seeded from a single 64-bit value through splitmix64.
     pub fn from_seed(seed: u64) -> Self {
-        let mut st = seed;
-        let mut s = [0u64; 4];
-        for v in &mut s {
-            *v = splitmix64(&mut st);
-        }
-        if s == [0; 4] {
-            s[0] = 1;
-        }
-        Rng { s }
+        Rng(semisono_rng::Rng::new(seed))
     }
 
     /// Generator for stream `stream` of image `index` of the dataset `seed`.
@@ -61,46 +57,6 @@ impl Rng {
         let b = splitmix64(&mut st2);
         let mut st3 = b ^ (stream as u64).wrapping_mul(0xA24B_AED4_963E_E407);
         Rng::from_seed(splitmix64(&mut st3))
-    }
-
-    /// Next 64 random bits.
-    #[inline]
-    pub fn next_u64(&mut self) -> u64 {
-        let result = self.s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
-        let t = self.s[1] << 17;
-        self.s[2] ^= self.s[0];
-        self.s[3] ^= self.s[1];
-        self.s[1] ^= self.s[2];
-        self.s[0] ^= self.s[3];
-        self.s[2] ^= t;
-        self.s[3] = self.s[3].rotate_left(45);
-        result
-    }
-
-    /// Uniform in [0, 1) with 53 random bits.
-    #[inline]
-    pub fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-
-    /// Uniform in [lo, hi).
-    #[inline]
-    pub fn range(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.uniform()
-    }
-
-    /// Uniform integer in `lo..=hi`.
-    #[inline]
-    pub fn int(&mut self, lo: i64, hi: i64) -> i64 {
-        debug_assert!(hi >= lo);
-        let n = (hi - lo + 1) as u64;
-        lo + ((self.next_u64() as u128 * n as u128) >> 64) as i64
-    }
-
-    /// True with probability `p`.
-    #[inline]
-    pub fn bernoulli(&mut self, p: f64) -> bool {
-        self.uniform() < p
     }
 
     /// Index drawn from unnormalised non-negative weights.

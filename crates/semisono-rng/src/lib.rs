@@ -1,4 +1,5 @@
-//! A small, self-contained, seeded PRNG for splits and augmentations.
+//! The one small, self-contained, seeded PRNG of semisono: splits, augmentations, the loader and the
+//! phantom generator all draw from it.
 //!
 //! `splitmix64` expands seeds and derives independent streams; `xoshiro256**` produces the numbers.
 //! Nothing depends on an external crate, so a split or an augmentation stream for a given seed stays
