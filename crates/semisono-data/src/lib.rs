@@ -10,6 +10,7 @@ pub mod export;
 pub mod image_io;
 pub mod import;
 pub mod manifest;
+pub mod overlay;
 /// The seeded PRNG shared with the phantom generator.
 pub use semisono_rng as rng;
 pub mod split;

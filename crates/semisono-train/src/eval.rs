@@ -6,14 +6,13 @@
 //! when one mask is empty). Classification: argmax of the softmax, scored with `ClsMetrics`
 //! (accuracy, balanced accuracy, macro F1, ROC AUC).
 //!
-//! The `paper` protocol (224², batch-averaged Dice on the test set) is not implemented yet:
-//! asking for it is an error.
+//! The `paper` protocol adds the Hermes code's figures (batch-averaged Dice at the network's input
+//! size, see [`paper`]) to the same per-image rows, so its tables can be compared with ours.
 
 use std::fs;
 use std::path::Path;
 
-use burn::tensor::module::interpolate;
-use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+use burn::tensor::Tensor;
 use semisono_data::split::{Part, Split};
 use semisono_data::Dataset;
 use semisono_metrics::aggregate::ClsSummary;
@@ -23,9 +22,13 @@ use serde::Serialize;
 
 use crate::config::{Protocol, TrainConfig};
 use crate::error::{Result, TrainError};
-use crate::loader::{Loader, LoaderConfig};
+use crate::loader::{LabeledBatch, Loader, LoaderConfig};
 use crate::methods::SslMethod;
+use crate::predict::{argmax, resize_to};
+
+mod paper;
 use crate::trainer::load_run;
+pub use paper::{PaperAccumulator, PaperMetrics};
 
 /// One evaluated image.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -58,6 +61,9 @@ pub struct EvalSummary {
     pub auc: Option<f64>,
     /// Everything `ClsMetrics` computes.
     pub cls: Option<ClsSummary>,
+    /// The Hermes code's figures (`paper` protocol only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paper: Option<PaperMetrics>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -89,23 +95,44 @@ pub fn evaluate_method(
     part: Part,
     protocol: Protocol,
 ) -> Result<EvalReport> {
-    if protocol == Protocol::Paper {
-        return Err(TrainError::config(
-            "protocol",
-            "the `paper` evaluation protocol is not implemented yet; use `clean`",
-        ));
-    }
+    check_dataset_fits(cfg, dataset)?;
     let loader = Loader::new(dataset, split, LoaderConfig::from_config(cfg))?;
-    evaluate_loader(method, &loader, part, cfg)
+    evaluate_loader(method, &loader, part, cfg, protocol)
 }
 
-/// The `clean` protocol on the batches of `loader`'s `part`.
+/// A dataset whose class count differs from the classifier's would train on out-of-range labels
+/// or score the wrong classes: refuse it up front, naming the key to change.
+pub(crate) fn check_dataset_fits(cfg: &TrainConfig, dataset: &Dataset) -> Result<()> {
+    let classes = &dataset.info.classes;
+    let has_classifier = cfg.task != crate::config::Task::Segmentation;
+    if has_classifier && !classes.is_empty() && classes.len() != cfg.model.num_classes {
+        return Err(TrainError::config(
+            "model.num_classes",
+            format!(
+                "= {} but dataset {} has {} classes ({}); set model.num_classes = {} (or \
+                 synthesise/import the dataset with {} classes)",
+                cfg.model.num_classes,
+                dataset.root.display(),
+                classes.len(),
+                classes.join(", "),
+                classes.len(),
+                cfg.model.num_classes
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Evaluates the batches of `loader`'s `part` (per-image rows always; the paper figures too
+/// when `protocol` is `paper`).
 pub fn evaluate_loader(
     method: &dyn SslMethod,
     loader: &Loader,
     part: Part,
     cfg: &TrainConfig,
+    protocol: Protocol,
 ) -> Result<EvalReport> {
+    let mut paper = PaperAccumulator::default();
     let mut rows = Vec::new();
     let mut seg_metrics = SegMetrics::new(Spacing::default());
     let k = cfg.model.num_classes;
@@ -114,7 +141,11 @@ pub fn evaluate_loader(
     let mut any_seg = false;
     for eb in loader.eval_batches(part) {
         let pred = method.eval_forward(&eb.batch.images);
+        if let (Protocol::Paper, Some(probs)) = (protocol, &pred.seg_probs) {
+            add_paper_seg_batch(&mut paper, probs, &eb.batch);
+        }
         let cls_probs: Option<Vec<f64>> = pred.cls_probs.map(semisono_nn::ops::float_tensor_to_vec);
+        let mut cls_pairs = Vec::new();
         for (i, sample) in eb.samples.iter().enumerate() {
             let mut row = EvalRow {
                 id: sample.id.clone(),
@@ -130,18 +161,7 @@ pub fn evaluate_loader(
                 any_seg = true;
                 let [w, h] = eb.native_sizes[i];
                 let (w, h) = (w as usize, h as usize);
-                let p = probs.clone().narrow(0, i, 1);
-                let [_, _, ph, pw] = p.dims();
-                let p = if (ph, pw) == (h, w) {
-                    p
-                } else {
-                    interpolate(
-                        p,
-                        InterpolateOptions::new(InterpolateMode::Bilinear)
-                            .with_align_corners(false)
-                            .with_output_size([h, w]),
-                    )
-                };
+                let p = resize_to(probs.clone().narrow(0, i, 1), [h, w]);
                 let labels = int_tensor_to_vec(p.argmax(1));
                 let result: Vec<u8> = labels.iter().map(|&c| u8::from(c > 0)).collect();
                 let m = seg_metrics
@@ -160,17 +180,11 @@ pub fn evaluate_loader(
             }
             if let Some(all) = &cls_probs {
                 let p = all[i * k..(i + 1) * k].to_vec();
-                let arg = p
-                    .iter()
-                    .enumerate()
-                    .fold(
-                        (0, f64::NEG_INFINITY),
-                        |b, (c, &v)| if v > b.1 { (c, v) } else { b },
-                    )
-                    .0;
+                let arg = argmax(&p);
                 row.pred_label = Some(arg as u32);
                 if let Some(t) = sample.label {
                     any_cls = true;
+                    cls_pairs.push((t, arg as u32));
                     cls_metrics
                         .update(ClsSample {
                             y_true: t as usize,
@@ -185,10 +199,11 @@ pub fn evaluate_loader(
             }
             rows.push(row);
         }
+        paper.add_cls_batch(&cls_pairs);
     }
     let cls = any_cls.then(|| cls_metrics.aggregate());
     let summary = EvalSummary {
-        protocol: Protocol::Clean,
+        protocol,
         part: part.as_str().to_string(),
         n_images: rows.len(),
         seg: any_seg.then(|| seg_metrics.aggregate()),
@@ -201,8 +216,22 @@ pub fn evaluate_loader(
             .as_ref()
             .and_then(|c| c.roc_auc.clone().and_then(|r| r.ok())),
         cls,
+        paper: (protocol == Protocol::Paper).then(|| paper.finish()),
     };
     Ok(EvalReport { rows, summary })
+}
+
+/// The argmax lesion masks of one batch at the network's size, for the images that have a mask.
+fn add_paper_seg_batch(acc: &mut PaperAccumulator, probs: &Tensor<4>, batch: &LabeledBatch) {
+    let labels = int_tensor_to_vec(probs.clone().argmax(1));
+    let per_image = labels.len() / batch.has_mask.len().max(1);
+    let (mut pred, mut truth) = (Vec::new(), Vec::new());
+    for (i, _) in batch.has_mask.iter().enumerate().filter(|(_, &m)| m) {
+        let range = i * per_image..(i + 1) * per_image;
+        pred.extend(labels[range.clone()].iter().map(|&c| u8::from(c > 0)));
+        truth.extend_from_slice(&batch.masks[range]);
+    }
+    acc.add_seg_batch(&pred, &truth);
 }
 
 fn opt(v: Option<f64>) -> String {

@@ -124,6 +124,21 @@ impl ImageBatch {
         }
     }
 
+    /// Images of one size as a batch; each gray image is repeated over `channels`.
+    pub fn from_images(images: &[GrayImage], channels: usize) -> Self {
+        let size = images.first().map_or([0, 0], |i| [i.width, i.height]);
+        let mut b = ImageBatch::with_capacity(images.len(), channels, size);
+        for img in images {
+            assert_eq!(
+                [img.width, img.height],
+                size,
+                "a batch needs images of one size"
+            );
+            b.push(img);
+        }
+        b
+    }
+
     pub fn shape(&self) -> [usize; 4] {
         [self.n, self.channels, self.height, self.width]
     }

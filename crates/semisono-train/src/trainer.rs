@@ -140,6 +140,10 @@ pub fn train_with(
             message: "nothing to resume: checkpoints/last/state.json is missing".into(),
         });
     }
+    // Inputs are checked before anything is written, so a bad dataset leaves no run directory.
+    let dataset = Dataset::open(&cfg.data.dataset)?;
+    crate::eval::check_dataset_fits(cfg, &dataset)?;
+    let split = Split::load(&cfg.data.split)?;
     fs::create_dir_all(&ckpt_root).map_err(|e| TrainError::io(&ckpt_root, e))?;
 
     let toml = cfg.to_toml()?;
@@ -158,15 +162,17 @@ pub fn train_with(
     }
     write_atomic(&config_path, toml.as_bytes())?;
 
-    let dataset = Dataset::open(&cfg.data.dataset)?;
-    let split = Split::load(&cfg.data.split)?;
     split.save(&run_dir.join(SPLIT_FILE))?;
     let loader = Loader::new(&dataset, &split, LoaderConfig::from_config(cfg))?;
     let plan = loader.epoch_plan(cfg.steps, cfg.protocol == Protocol::Paper);
     let total = plan.total_steps;
 
     let device = methods::default_device();
-    let mut method = methods::create(cfg, &device)?;
+    let mut method = if opts.resume {
+        create_for_checkpoint(cfg, &device)?
+    } else {
+        methods::create(cfg, &device)?
+    };
     let mut state = CheckpointState {
         method: cfg.method.clone(),
         ..CheckpointState::default()
@@ -228,7 +234,8 @@ pub fn train_with(
             } || step == total;
             let mut eval_value = None;
             if eval_due && loader.part_len(Part::Val) > 0 {
-                let report = evaluate_loader(method.as_ref(), &loader, Part::Val, cfg)?;
+                let report =
+                    evaluate_loader(method.as_ref(), &loader, Part::Val, cfg, Protocol::Clean)?;
                 let value = selection_value(&report, cfg.task);
                 let line = serde_json::json!({
                     "kind": "eval", "step": step, "part": "val",
@@ -345,9 +352,22 @@ pub fn load_run(run_dir: &Path, name: Option<&str>) -> Result<(TrainConfig, Box<
             message: "no checkpoint here (state.json missing)".into(),
         });
     }
-    let mut method = methods::create(&cfg, &methods::default_device())?;
+    let mut method = create_for_checkpoint(&cfg, &methods::default_device())?;
     method.load(&dir)?;
     Ok((cfg, method))
+}
+
+/// The method of a run whose weights come from a checkpoint: the pretrained weights files of
+/// `model.*_pretrained` are not read (the checkpoint replaces them, and they need not exist any
+/// more where the run is resumed, evaluated or used for prediction).
+fn create_for_checkpoint(
+    cfg: &TrainConfig,
+    device: &burn::tensor::Device,
+) -> Result<Box<dyn SslMethod>> {
+    let mut cfg = cfg.clone();
+    cfg.model.seg_pretrained = None;
+    cfg.model.cls_pretrained = None;
+    methods::create(&cfg, device)
 }
 
 /// Keeps the lines of `metrics.jsonl` up to `step` (those a resumed run will not write again).

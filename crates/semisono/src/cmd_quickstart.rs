@@ -2,15 +2,17 @@
 //! one table. The README's main command.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Result;
 use clap::Args;
-use semisono_data::split::Part;
+use semisono_data::split::{Part, Split};
+use semisono_data::Dataset;
 use semisono_train::config::TrainConfig;
 use semisono_train::eval::{self, EvalReport};
 
+use crate::cmd_predict::{predict_inputs, Input, PredictOptions};
 use crate::{cmd_split, cmd_synth, cmd_train};
 
 #[derive(Args, Debug)]
@@ -127,6 +129,7 @@ pub fn run(args: QuickstartArgs) -> Result<()> {
         std::fs::create_dir_all(&eval_dir)?;
         eval::write_report(&eval_dir, &report)?;
         println!("{method}: {}", cmd_train::summary_line(&report));
+        predict_test_images(&run, &dataset, &split)?;
         let _ = writeln!(table, "{}", table_row(method, &report, secs));
     }
     let report_path = args.out.join("report.md");
@@ -138,10 +141,38 @@ pub fn run(args: QuickstartArgs) -> Result<()> {
     std::fs::write(&report_path, &text)?;
     println!("\n{table}");
     println!(
-        "finished in {:.0} s. Report: {}; per-image metrics: {}/runs/<method>/eval/test/",
+        "finished in {:.0} s. Report: {}; per-image metrics: {}/runs/<method>/eval/test/; \
+         masks, overlays (yellow agree, red missed, green extra) and saliency maps: \
+         {}/runs/<method>/predict/test/",
         started.elapsed().as_secs_f64(),
         report_path.display(),
+        args.out.display(),
         args.out.display()
     );
+    Ok(())
+}
+
+/// Masks, overlays against the ground truth and saliency maps of the test images, for looking at.
+fn predict_test_images(run: &Path, dataset: &Path, split: &Path) -> Result<()> {
+    let ds = Dataset::open(dataset)?;
+    let split = Split::load(split)?;
+    let inputs: Vec<Input> = split
+        .part(Part::Test)
+        .iter()
+        .filter_map(|id| ds.get(id))
+        .map(|e| Input {
+            id: e.id.clone(),
+            path: ds.image_path(e),
+            truth: ds.mask_path(e),
+            spacing_mm: e.pixel_spacing_mm,
+        })
+        .collect();
+    let opts = PredictOptions {
+        checkpoint: None,
+        crop_to_region: false,
+        saliency: true,
+        overwrite: true,
+    };
+    predict_inputs(run, &inputs, &run.join("predict").join("test"), &opts)?;
     Ok(())
 }

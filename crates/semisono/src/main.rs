@@ -5,6 +5,7 @@
 mod cmd_bench;
 mod cmd_eval_masks;
 mod cmd_import;
+mod cmd_predict;
 mod cmd_quickstart;
 mod cmd_split;
 mod cmd_synth;
@@ -24,7 +25,8 @@ use clap::{Parser, Subcommand};
     long_about = "Semi-supervised ultrasound classification and segmentation.\n\n\
         Pipeline: synth/import -> split -> train -> eval/predict -> report.\n\
         Start with `semisono quickstart`, or step by step `semisono synth --out data/phantom`, \
-        `semisono split --dataset data/phantom`, `semisono train ...`, `semisono eval --run ...`."
+        `semisono split --dataset data/phantom`, `semisono train ...`, `semisono eval --run ...`, \
+        `semisono predict --run ... --input ...`."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -47,6 +49,8 @@ enum Command {
     Train(cmd_train::TrainArgs),
     /// Evaluate a run's checkpoint on a split part (per-image CSV + summary JSON).
     Eval(cmd_train::EvalArgs),
+    /// Predict masks, probability maps, classes, overlays and saliency maps of new images (PNG, JPEG, DICOM).
+    Predict(cmd_predict::PredictArgs),
     /// Phantom -> split -> train supervised and hermes -> eval -> one table, on the CPU preset.
     Quickstart(cmd_quickstart::QuickstartArgs),
     /// Measure throughput of the CPU stages (phantom images/s, metric time per mask pair).
@@ -71,6 +75,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => cmd_bench::run(a),
         Command::Train(a) => cmd_train::run_train(a),
         Command::Eval(a) => cmd_train::run_eval(a),
+        Command::Predict(a) => cmd_predict::run(a),
         Command::Quickstart(a) => cmd_quickstart::run(a),
     };
     match result {

@@ -72,6 +72,10 @@ pub trait SslMethod {
     /// no dropout, no autodiff).
     fn eval_forward(&self, images: &ImageBatch) -> Predictions;
 
+    /// The classifier's vanilla saliency map `[N, H, W]` for `images` (eval mode); `None` without a
+    /// classifier.
+    fn saliency(&self, images: &ImageBatch) -> Option<Tensor<3>>;
+
     /// Writes the whole state into the existing directory `dir`.
     fn save(&self, dir: &Path) -> Result<()>;
 

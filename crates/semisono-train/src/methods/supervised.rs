@@ -4,6 +4,8 @@
 
 use std::path::Path;
 
+use burn::tensor::Tensor;
+
 use crate::config::TrainConfig;
 use crate::error::Result;
 use crate::loader::{ImageBatch, TrainBatch};
@@ -52,6 +54,10 @@ impl SslMethod for Supervised {
 
     fn eval_forward(&self, images: &ImageBatch) -> Predictions {
         self.nets.eval_forward(images)
+    }
+
+    fn saliency(&self, images: &ImageBatch) -> Option<Tensor<3>> {
+        self.nets.saliency(images)
     }
 
     fn save(&self, dir: &Path) -> Result<()> {
