@@ -3,8 +3,11 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
+
+use burn::store::{BurnpackStore, ModuleStore};
 
 use semisono_data::split::{Part, Split};
 use semisono_data::Dataset;
@@ -13,20 +16,38 @@ use semisono_train::trainer::{load_run, read_state, train, train_with, TrainOpti
 
 use common::{tiny_config, write_toy};
 
-fn files(ckpt: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut v: Vec<_> = fs::read_dir(ckpt)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "bpk"))
-        .map(|p| {
-            (
-                p.file_name().unwrap().to_string_lossy().into_owned(),
-                fs::read(&p).unwrap(),
-            )
-        })
-        .collect();
-    v.sort();
-    v
+/// Every tensor of every `.bpk` file in a checkpoint directory, as raw bytes. Model files are
+/// keyed by tensor path; optimizer files name tensors by each parameter's random id, which differs
+/// between two processes, so their tensors are compared as a sorted list of byte strings.
+/// Other files (state, memory banks) are compared whole.
+fn checkpoint_contents(ckpt: &Path) -> BTreeMap<String, Vec<Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    for p in fs::read_dir(ckpt).unwrap().map(|e| e.unwrap().path()) {
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if p.extension().is_some_and(|e| e == "bpk") {
+            let mut store = BurnpackStore::from_file(&p).auto_extension(false);
+            let tensors = store.get_all_tensors().unwrap();
+            let by_id = name.contains("optim");
+            let mut v: Vec<Vec<u8>> = tensors
+                .iter()
+                .map(|(key, t)| {
+                    let mut bytes = if by_id {
+                        vec![]
+                    } else {
+                        key.as_bytes().to_vec()
+                    };
+                    bytes.extend_from_slice(&t.to_bytes().unwrap());
+                    bytes
+                })
+                .collect();
+            v.sort();
+            assert!(!v.is_empty(), "{name} holds tensors");
+            out.insert(name, v);
+        } else {
+            out.insert(name, vec![fs::read(&p).unwrap()]);
+        }
+    }
+    out
 }
 
 #[test]
@@ -54,10 +75,25 @@ fn stopped_and_resumed_equals_uninterrupted() {
     assert_eq!(resumed_steps, vec![3, 4]);
     assert_eq!(s.last_step, 4);
 
-    // Weight files carry each parameter's random id, so the weights are compared through the
-    // networks: identical probabilities (bit for bit) on evaluation batches, and identical losses
-    // at steps 3 and 4 (which also depend on the restored optimizer state).
-    assert_eq!(files(&full.join("checkpoints/last")).len(), 4);
+    // Bit-identical weights, optimizer state and method state at the end.
+    let (ca, cb) = (
+        checkpoint_contents(&full.join("checkpoints/last")),
+        checkpoint_contents(&parts.join("checkpoints/last")),
+    );
+    assert!(
+        ca.len() >= 5,
+        "models, optimizers and state: {:?}",
+        ca.keys()
+    );
+    for (name, a) in &ca {
+        assert!(
+            cb.get(name) == Some(a),
+            "{name} differs after stop + resume"
+        );
+    }
+    assert_eq!(ca.len(), cb.len());
+    // And through the networks: identical probabilities (bit for bit) on evaluation batches, and
+    // identical losses at steps 3 and 4 (which also depend on the restored optimizer state).
     let (cfg_a, a) = load_run(&full, Some("last")).unwrap();
     let (_, b) = load_run(&parts, Some("last")).unwrap();
     let loader = Loader::new(
