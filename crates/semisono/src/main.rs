@@ -29,6 +29,10 @@ use clap::{Parser, Subcommand};
         `semisono predict --run ... --input ...`."
 )]
 struct Cli {
+    /// Compute device for train, eval, predict, quickstart and bench: cpu, or cuda / wgpu in builds
+    /// with those features (default: $SEMISONO_DEVICE, else cpu).
+    #[arg(long, global = true)]
+    device: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -66,6 +70,12 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    if let Some(name) = &cli.device {
+        if let Err(e) = semisono_train::methods::select_device(name) {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let result = match cli.command {
         Command::Synth(a) => cmd_synth::run(a),
         Command::Import(a) => cmd_import::run_import(a),

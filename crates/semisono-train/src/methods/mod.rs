@@ -83,9 +83,59 @@ pub trait SslMethod {
     fn load(&mut self, dir: &Path) -> Result<()>;
 }
 
-/// The training device of this build: Burn's pure-Rust CPU backend with autodiff.
+/// Compute devices by name: `cpu` (Burn's pure-Rust `flex` backend) always; `cuda` and `wgpu`
+/// when the binary is built with the Cargo features of the same names.
+pub const DEVICES: &[&str] = &[
+    "cpu",
+    #[cfg(feature = "cuda")]
+    "cuda",
+    #[cfg(feature = "wgpu")]
+    "wgpu",
+];
+
+static DEVICE_NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Chooses the device [`default_device`] returns for the rest of the process (the CLI's
+/// `--device`); fails for a name this build does not have. Without it, the environment variable
+/// `SEMISONO_DEVICE` decides, else `cpu`.
+pub fn select_device(name: &str) -> Result<()> {
+    device_by_name(name)?;
+    let _ = DEVICE_NAME.set(name.to_string());
+    Ok(())
+}
+
+/// The autodiff device called `name` (see [`DEVICES`]).
+pub fn device_by_name(name: &str) -> Result<Device> {
+    match name {
+        "cpu" => Ok(Device::flex().autodiff()),
+        #[cfg(feature = "cuda")]
+        "cuda" => Ok(Device::cuda(0).autodiff()),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice).autodiff()),
+        other => Err(TrainError::config(
+            "device",
+            format!(
+                "{other:?} is not a device of this build (it has: {}); GPU backends need a build \
+                 with `--features cuda` or `--features wgpu` (docs/gpu.md)",
+                DEVICES.join(", ")
+            ),
+        )),
+    }
+}
+
+/// The device runs train, evaluate and predict on: the one chosen by [`select_device`], else
+/// `$SEMISONO_DEVICE`, else the CPU. An unknown `$SEMISONO_DEVICE` falls back to the CPU with a
+/// warning, because this function cannot fail; `select_device` is the checked path.
 pub fn default_device() -> Device {
-    Device::flex().autodiff()
+    let name = DEVICE_NAME
+        .get()
+        .cloned()
+        .or_else(|| std::env::var("SEMISONO_DEVICE").ok())
+        .unwrap_or_else(|| "cpu".into());
+    device_by_name(&name).unwrap_or_else(|e| {
+        eprintln!("warning: {e}; using the CPU");
+        Device::flex().autodiff()
+    })
 }
 
 /// Builds the method `cfg.method` on `device` (an autodiff device). Seeds the device with
