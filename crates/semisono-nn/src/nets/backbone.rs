@@ -2,11 +2,12 @@
 //!
 //! A name picks the architecture; [`BackboneConfig::width_multiplier`] scales it (1.0 = the
 //! published widths, which pretrained weights need). Each entry also states the input
-//! normalisation its pretrained weights expect.
+//! normalisation its pretrained weights expect; [`BackboneConfig::imagenet_norm`] switches it on
+//! ([`InputNorm`], the first thing the backbone's forward pass does).
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 
 use super::res2net::{Res2Net, Res2NetConfig};
 use super::resnet::{ResNet, ResNetConfig};
@@ -97,6 +98,10 @@ pub struct BackboneConfig {
     /// Input channels.
     #[config(default = 3)]
     pub in_channels: usize,
+    /// Normalise the inputs with the registry entry's `input_mean` / `input_std` (what its
+    /// ImageNet weights expect) before the stem; see [`InputNormConfig::for_spec`].
+    #[config(default = false)]
+    pub imagenet_norm: bool,
 }
 
 impl BackboneConfig {
@@ -120,12 +125,16 @@ impl BackboneConfig {
         device: &Device,
     ) -> Result<Backbone, UnknownBackbone> {
         let spec = self.spec()?;
+        let input_norm = self
+            .imagenet_norm
+            .then(|| InputNormConfig::for_spec(spec, self.in_channels));
         Ok(match spec.family {
             BackboneFamily::ResNet => Backbone::ResNet(
                 ResNetConfig::new(spec.layers)
                     .with_width_multiplier(self.width_multiplier)
                     .with_in_channels(self.in_channels)
                     .with_layer4(with_last_stage)
+                    .with_input_norm(input_norm)
                     .init(device),
             ),
             BackboneFamily::Res2Net => Backbone::Res2Net(
@@ -133,6 +142,7 @@ impl BackboneConfig {
                     .with_width_multiplier(self.width_multiplier)
                     .with_in_channels(self.in_channels)
                     .with_layer4(with_last_stage)
+                    .with_input_norm(input_norm)
                     .init(device),
             ),
         })
@@ -170,6 +180,96 @@ impl Backbone {
             }
             Self::Res2Net(net) => net.channels(),
         }
+    }
+
+    /// Whether the deepest stage (`layer4`) was built.
+    pub fn has_last_stage(&self) -> bool {
+        match self {
+            Self::ResNet(net) => !net.layer4.is_empty(),
+            Self::Res2Net(net) => !net.layer4.is_empty(),
+        }
+    }
+
+    /// The input normalisation applied before the stem, if any.
+    pub fn input_norm(&self) -> Option<&InputNorm> {
+        match self {
+            Self::ResNet(net) => net.input_norm.as_ref(),
+            Self::Res2Net(net) => net.input_norm.as_ref(),
+        }
+    }
+}
+
+/// Per-channel input normalisation `(x − mean) / std`.
+#[derive(Config, Debug)]
+pub struct InputNormConfig {
+    /// Mean per input channel.
+    pub mean: Vec<f64>,
+    /// Standard deviation per input channel.
+    pub std: Vec<f64>,
+}
+
+impl InputNormConfig {
+    /// The normalisation a registry entry's pretrained weights expect, for `in_channels` inputs:
+    /// its RGB `input_mean` / `input_std` for 3 channels; otherwise (gray, 1 channel) every channel
+    /// gets the mean of the three means and the mean of the three stds.
+    pub fn for_spec(spec: &BackboneSpec, in_channels: usize) -> Self {
+        let widen = |v: [f32; 3]| -> Vec<f64> {
+            if in_channels == 3 {
+                v.iter().map(|&c| f64::from(c)).collect()
+            } else {
+                let avg = v.iter().map(|&c| f64::from(c)).sum::<f64>() / 3.0;
+                vec![avg; in_channels]
+            }
+        };
+        Self::new(widen(spec.input_mean), widen(spec.input_std))
+    }
+
+    /// Builds the module.
+    ///
+    /// # Panics
+    /// If `mean` and `std` differ in length, are empty, or a std is not positive.
+    pub fn init(&self) -> InputNorm {
+        assert!(
+            !self.mean.is_empty() && self.mean.len() == self.std.len(),
+            "InputNormConfig: mean and std need one value per channel (got {} and {})",
+            self.mean.len(),
+            self.std.len()
+        );
+        assert!(
+            self.std.iter().all(|&s| s > 0.0),
+            "InputNormConfig: std must be > 0"
+        );
+        InputNorm {
+            mean: self.mean.clone(),
+            std: self.std.clone(),
+        }
+    }
+}
+
+/// `(x − mean[c]) / std[c]` over the channels of an NCHW input. Constants only: it adds no
+/// parameter, so checkpoints and `.pth` key lists are the same with and without it.
+#[derive(Module, Debug)]
+pub struct InputNorm {
+    /// Mean per channel.
+    pub mean: Vec<f64>,
+    /// Standard deviation per channel.
+    pub std: Vec<f64>,
+}
+
+impl InputNorm {
+    /// Normalises `x` (`[N, C, H, W]`, C = the number of channels of this module).
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let channels = self.mean.len();
+        let [_, c, _, _] = x.dims();
+        assert_eq!(
+            c, channels,
+            "InputNorm: the input has {c} channels, the normalisation {channels}"
+        );
+        let device = x.device();
+        let column = |v: &[f64]| -> Tensor<4> {
+            Tensor::from_data(TensorData::new(v.to_vec(), [1, channels, 1, 1]), &device)
+        };
+        (x - column(&self.mean)) / column(&self.std)
     }
 }
 

@@ -12,7 +12,7 @@ pub mod unet;
 
 pub use backbone::{
     find_backbone, Backbone, BackboneConfig, BackboneFamily, BackboneSpec, EncoderFeatures,
-    UnknownBackbone, BACKBONES,
+    InputNorm, InputNormConfig, UnknownBackbone, BACKBONES,
 };
 pub use cls::{ClsModel, ClsModelConfig, ClsOutput};
 pub use heads::{

@@ -15,7 +15,7 @@ use burn::nn::{BatchNorm, PaddingConfig2d, Relu};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use super::backbone::EncoderFeatures;
+use super::backbone::{EncoderFeatures, InputNorm, InputNormConfig};
 use super::layers::{batch_norm, conv, kaiming_normal_fan_out, run_sequential, SequentialLayer};
 
 /// Bottle2neck expansion: a stage of `planes` outputs `4·planes` channels.
@@ -41,6 +41,9 @@ pub struct Res2NetConfig {
     /// Build `layer4` (Hermes' encoder never runs it).
     #[config(default = true)]
     pub layer4: bool,
+    /// Input normalisation before the stem (`None`: the inputs go in as they are).
+    #[config(default = "None")]
+    pub input_norm: Option<InputNormConfig>,
 }
 
 impl Res2NetConfig {
@@ -116,6 +119,7 @@ impl Res2NetConfig {
         let layer3 = stage(2, 2);
         let layer4 = if self.layer4 { stage(3, 2) } else { Vec::new() };
         Res2Net {
+            input_norm: self.input_norm.as_ref().map(InputNormConfig::init),
             conv1,
             bn1: batch_norm(stem_out, device),
             maxpool: MaxPool2dConfig::new([3, 3])
@@ -279,6 +283,8 @@ impl Bottle2neck {
 /// A Res2Net v1b trunk without its classifier.
 #[derive(Module, Debug)]
 pub struct Res2Net {
+    /// Input normalisation, applied first (see [`InputNormConfig`]); holds no parameter.
+    pub input_norm: Option<InputNorm>,
     /// Deep stem: conv3×3 s2 → BN → ReLU → conv3×3 → BN → ReLU → conv3×3.
     pub conv1: Vec<SequentialLayer>,
     /// BN after the stem.
@@ -302,6 +308,10 @@ fn run_stage(blocks: &[Bottle2neck], x: Tensor<4>) -> Tensor<4> {
 impl Res2Net {
     /// Runs every stage and returns all intermediate feature maps.
     pub fn forward_features(&self, x: Tensor<4>) -> EncoderFeatures {
+        let x = match &self.input_norm {
+            Some(norm) => norm.forward(x),
+            None => x,
+        };
         let stem = relu(self.bn1.forward(run_sequential(&self.conv1, x)));
         let pooled = self.maxpool.forward(stem.clone());
         let layer1 = run_stage(&self.layer1, pooled.clone());

@@ -17,7 +17,7 @@ use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use super::backbone::EncoderFeatures;
+use super::backbone::{EncoderFeatures, InputNorm, InputNormConfig};
 use super::layers::{batch_norm, conv, kaiming_normal_fan_out, run_sequential, SequentialLayer};
 
 /// Configuration of a [`ResNet`] built from BasicBlocks.
@@ -35,6 +35,9 @@ pub struct ResNetConfig {
     /// hold the weights of a stage it never runs.
     #[config(default = true)]
     pub layer4: bool,
+    /// Input normalisation before the stem (`None`: the inputs go in as they are).
+    #[config(default = "None")]
+    pub input_norm: Option<InputNormConfig>,
 }
 
 impl ResNetConfig {
@@ -88,6 +91,7 @@ impl ResNetConfig {
         let layer3 = stage(2, 2);
         let layer4 = if self.layer4 { stage(3, 2) } else { Vec::new() };
         ResNet {
+            input_norm: self.input_norm.as_ref().map(InputNormConfig::init),
             conv1,
             bn1: batch_norm(stem, device),
             maxpool: MaxPool2dConfig::new([3, 3])
@@ -167,6 +171,8 @@ impl BasicBlock {
 /// A ResNet trunk without its classifier (`avgpool`/`fc` belong to the heads).
 #[derive(Module, Debug)]
 pub struct ResNet {
+    /// Input normalisation, applied first (see [`InputNormConfig`]); holds no parameter.
+    pub input_norm: Option<InputNorm>,
     /// 7×7 stride-2 stem convolution.
     pub conv1: Conv2d,
     /// Stem BN.
@@ -190,6 +196,10 @@ fn run_stage(blocks: &[BasicBlock], x: Tensor<4>) -> Tensor<4> {
 impl ResNet {
     /// Runs every stage and returns all intermediate feature maps.
     pub fn forward_features(&self, x: Tensor<4>) -> EncoderFeatures {
+        let x = match &self.input_norm {
+            Some(norm) => norm.forward(x),
+            None => x,
+        };
         let stem = relu(self.bn1.forward(self.conv1.forward(x)));
         let pooled = self.maxpool.forward(stem.clone());
         let layer1 = run_stage(&self.layer1, pooled.clone());

@@ -11,8 +11,11 @@ use burn::store::{BurnpackStore, ModuleSnapshot};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use semisono_nn::losses::{class_cross_entropy, pixel_cross_entropy, DiceLoss, DiceLossConfig};
-use semisono_nn::nets::{BackboneConfig, ClsModel, ClsModelConfig, SegModel, SegModelConfig};
+use semisono_nn::nets::{
+    Backbone, BackboneConfig, ClsModel, ClsModelConfig, SegModel, SegModelConfig,
+};
 use semisono_nn::ops::float_tensor_to_vec;
+use semisono_nn::pretrained::{load_encoder_weights, LoadReport};
 
 use crate::config::{OptimKind, OptimizerConfig, Task, TrainConfig};
 use crate::error::{Result, TrainError};
@@ -151,26 +154,69 @@ fn build_optimizer(o: &OptimizerConfig) -> ModuleOptimizer {
     }
 }
 
-/// Rejects switches this build does not implement, instead of silently ignoring them.
+/// Rejects switches that would have no effect, instead of silently ignoring them: pretrained
+/// weights for a network the task does not build.
 pub(crate) fn check_common(cfg: &TrainConfig) -> Result<()> {
-    if cfg.model.imagenet_norm {
-        return Err(TrainError::config(
-            "model.imagenet_norm",
-            "ImageNet normalisation is not implemented yet; set it to false",
-        ));
-    }
-    for (key, p) in [
-        ("model.seg_pretrained", &cfg.model.seg_pretrained),
-        ("model.cls_pretrained", &cfg.model.cls_pretrained),
+    let (seg, cls) = wanted_networks(cfg.task);
+    for (key, path, built, network) in [
+        (
+            "model.seg_pretrained",
+            &cfg.model.seg_pretrained,
+            seg,
+            "segmenter",
+        ),
+        (
+            "model.cls_pretrained",
+            &cfg.model.cls_pretrained,
+            cls,
+            "classifier",
+        ),
     ] {
-        if p.is_some() {
+        if path.is_some() && !built {
             return Err(TrainError::config(
                 key,
-                "loading pretrained encoder weights is not implemented yet; leave it empty",
+                format!(
+                    "task = {:?} builds no {network}, so these weights would be ignored; leave it \
+                     empty",
+                    cfg.task
+                ),
             ));
         }
     }
     Ok(())
+}
+
+/// Which networks a task trains: (segmenter, classifier).
+fn wanted_networks(task: Task) -> (bool, bool) {
+    (
+        matches!(task, Task::Segmentation | Task::Both),
+        matches!(task, Task::Classification | Task::Both),
+    )
+}
+
+/// Loads the published weights at `path` into `backbone`; a failure is a configuration error of
+/// `key` (the message names the file and what does not fit).
+fn load_pretrained(backbone: &mut Backbone, key: &str, path: &Path) -> Result<LoadReport> {
+    load_encoder_weights(backbone, path).map_err(|e| TrainError::config(key, e.to_string()))
+}
+
+/// What [`Networks::new`] loaded, as step statistics (`<net>_pretrained_tensors`,
+/// `<net>_pretrained_skipped`): logged with the first training step, next to the paths in the
+/// run's `config.toml`.
+fn pretrained_stats(
+    seg: Option<&LoadReport>,
+    cls: Option<&LoadReport>,
+) -> Vec<(&'static str, f64)> {
+    let mut stats = Vec::new();
+    if let Some(r) = seg {
+        stats.push(("seg_pretrained_tensors", r.applied as f64));
+        stats.push(("seg_pretrained_skipped", r.skipped.len() as f64));
+    }
+    if let Some(r) = cls {
+        stats.push(("cls_pretrained_tensors", r.applied as f64));
+        stats.push(("cls_pretrained_skipped", r.skipped.len() as f64));
+    }
+    stats
 }
 
 /// The segmenter and/or the classifier (by `task`), their optimizers and learning rates.
@@ -181,6 +227,8 @@ pub(crate) struct Networks {
     seg_opt: Option<ModuleOptimizer>,
     cls_opt: Option<ModuleOptimizer>,
     cfg: TrainConfig,
+    /// Pretrained weights loaded at construction, as statistics for the first step's log.
+    pending_stats: Vec<(&'static str, f64)>,
 }
 
 const SEG_FILE: &str = "seg.bpk";
@@ -197,10 +245,10 @@ impl Networks {
                 .with_name(name.to_string())
                 .with_width_multiplier(m.width_multiplier)
                 .with_in_channels(m.in_channels)
+                .with_imagenet_norm(m.imagenet_norm)
         };
-        let want_seg = matches!(cfg.task, Task::Segmentation | Task::Both);
-        let want_cls = matches!(cfg.task, Task::Classification | Task::Both);
-        let seg = want_seg
+        let (want_seg, want_cls) = wanted_networks(cfg.task);
+        let mut seg = want_seg
             .then(|| {
                 SegModelConfig::new()
                     .with_backbone(backbone(&m.seg_backbone))
@@ -210,7 +258,7 @@ impl Networks {
             })
             .transpose()
             .map_err(|e| TrainError::Model(e.to_string()))?;
-        let cls = want_cls
+        let mut cls = want_cls
             .then(|| {
                 ClsModelConfig::new()
                     .with_backbone(backbone(&m.cls_backbone))
@@ -219,6 +267,22 @@ impl Networks {
             })
             .transpose()
             .map_err(|e| TrainError::Model(e.to_string()))?;
+        let seg_report = match (seg.as_mut(), &m.seg_pretrained) {
+            (Some(model), Some(path)) => Some(load_pretrained(
+                &mut model.encoder,
+                "model.seg_pretrained",
+                path,
+            )?),
+            _ => None,
+        };
+        let cls_report = match (cls.as_mut(), &m.cls_pretrained) {
+            (Some(model), Some(path)) => Some(load_pretrained(
+                &mut model.backbone,
+                "model.cls_pretrained",
+                path,
+            )?),
+            _ => None,
+        };
         Ok(Networks {
             device: device.clone(),
             seg_opt: seg.as_ref().map(|_| build_optimizer(&cfg.optim.seg)),
@@ -226,6 +290,7 @@ impl Networks {
             seg,
             cls,
             cfg: cfg.clone(),
+            pending_stats: pretrained_stats(seg_report.as_ref(), cls_report.as_ref()),
         })
     }
 
@@ -273,6 +338,7 @@ impl Networks {
             (None, Some(c)) => c,
             (None, None) => return Ok(()),
         };
+        out.stats.append(&mut self.pending_stats);
         let (lr_seg, lr_cls) = self.lrs(step);
         let mut grads = total.backward();
         if let (Some(model), Some(opt)) = (self.seg.take(), self.seg_opt.as_mut()) {
