@@ -68,6 +68,15 @@ pub(crate) fn same_label_mask(labels: Tensor<1, Int>) -> Tensor<2, Bool> {
     rows.equal(cols)
 }
 
+/// `[N, M]` mask: `rows[i] == cols[j]`.
+pub(crate) fn cross_label_mask(rows: Tensor<1, Int>, cols: Tensor<1, Int>) -> Tensor<2, Bool> {
+    let [n] = rows.dims();
+    let [m] = cols.dims();
+    let rows = rows.unsqueeze_dim::<2>(1).expand([n, m]);
+    let cols = cols.unsqueeze_dim::<2>(0).expand([n, m]);
+    rows.equal(cols)
+}
+
 /// `[N, N]` mask that is true off the diagonal ("not self").
 pub(crate) fn off_diagonal_mask(n: usize, device: &burn::tensor::Device) -> Tensor<2, Bool> {
     Tensor::<2, Bool>::diag_mask([n, n], 0, device)

@@ -8,6 +8,7 @@
 pub mod consistency;
 pub mod cross_entropy;
 pub mod dice;
+pub mod memory_bank;
 pub mod pixel_contrast;
 pub mod supcon;
 
@@ -16,6 +17,7 @@ pub use cross_entropy::{
     class_cross_entropy, ignore_mask_from_index, pixel_cross_entropy, CrossEntropy,
 };
 pub use dice::{ce_dice_loss, CeDiceOutput, DiceLoss, DiceLossConfig, DiceOutput};
+pub use memory_bank::{BankShapeError, MemoryBank};
 pub use pixel_contrast::{
     anchor_views, hard_easy_counts, nearest_downsample_labels, AnchorPlan, PixelContrastConfig,
     PixelContrastLoss,

@@ -10,6 +10,13 @@
 //!    rows, and the denominator holds **one** positive plus all negatives:
 //!    `ℓ_a = −(T/T_base) · mean_{p∈P(a)} [s_ap − log(exp s_ap + Σ_{n∈N(a)} exp s_an)]`.
 //!
+//! **Memory bank** ([`PixelContrastLoss::forward_with_bank`], paper Fig. 2, spec §5.6 and §13):
+//! the same anchors, but the contrast set is the bank `(b_j, c_j)` (UGPCL's segment queue,
+//! `contrast_count = 1`, background included) instead of the batch:
+//! `ℓ_a = −(T/T_base) · mean_{j: c_j = y_a} [s_aj − log(exp s_aj + Σ_{k: c_k ≠ y_a} exp s_ak)]`.
+//! An anchor whose class has no bank entry contributes 0 (UGPCL's `+1e-5` in the positive count
+//! does the same); the mean runs over all anchors. An empty bank falls back to the batch form.
+//!
 //! Edge cases (no NaN anywhere): a single class in the sample (no negatives) gives exactly 0; a row
 //! with no positive gives 0; no valid (image, class) pair gives a zero loss that is still attached to
 //! the embeddings' graph. The denominators are computed as stable log-sum-exps, so un-normalised
@@ -18,8 +25,10 @@
 use burn::config::Config;
 use burn::tensor::{Int, Tensor, TensorData};
 
+use super::memory_bank::MemoryBank;
 use crate::ops::{
-    int_tensor_to_vec, log_add_exp, masked_logsumexp, off_diagonal_mask, same_label_mask,
+    cross_label_mask, int_tensor_to_vec, log_add_exp, masked_logsumexp, off_diagonal_mask,
+    same_label_mask,
 };
 
 /// Configuration of [`PixelContrastLoss`] (defaults: Hermes / ContrastiveSeg).
@@ -169,6 +178,34 @@ impl PixelContrastLoss {
             .reshape([n])
     }
 
+    /// The loss of each anchor row of `anchors` `[N, D]` (classes `anchor_labels` `[N]`) against
+    /// a fixed contrast set `contrast` `[M, D]` (classes `contrast_labels` `[M]`), shape `[N]`:
+    /// the memory-bank form (module documentation).
+    pub fn per_anchor_against(
+        &self,
+        anchors: Tensor<2>,
+        anchor_labels: Tensor<1, Int>,
+        contrast: Tensor<2>,
+        contrast_labels: Tensor<1, Int>,
+    ) -> Tensor<1> {
+        let [n, _] = anchors.dims();
+        let [m, _] = contrast.dims();
+        let sim = anchors
+            .matmul(contrast.transpose())
+            .div_scalar(self.config.temperature);
+        let logits = sim.clone() - sim.detach().max_dim(1);
+        let positives = cross_label_mask(anchor_labels, contrast_labels);
+        let negatives = positives.clone().bool_not();
+        let no_negative = negatives.clone().any_dim(1).bool_not().expand([n, m]);
+        let log_neg = masked_logsumexp(logits.clone(), negatives).expand([n, m]);
+        let log_prob = (logits.clone() - log_add_exp(logits, log_neg)).mask_fill(no_negative, 0.0);
+        let positives = positives.float();
+        let pos_count = positives.clone().sum_dim(1).clamp_min(1.0);
+        ((positives * log_prob).sum_dim(1) / pos_count)
+            .mul_scalar(-self.config.temperature / self.config.base_temperature)
+            .reshape([n])
+    }
+
     /// Mean of [`per_row`](Self::per_row) over all rows.
     pub fn contrastive(&self, features: Tensor<3>, labels: Tensor<1, Int>) -> Tensor<1> {
         self.per_row(features, labels).mean()
@@ -254,6 +291,51 @@ impl PixelContrastLoss {
         predictions: Tensor<3, Int>,
         seed: u64,
     ) -> Tensor<1> {
+        match self.sample_anchors(embeddings.clone(), labels, predictions, seed) {
+            Some((features, classes)) => self.contrastive(features, classes),
+            // Zero, but attached to the graph so that a backward pass through it is valid.
+            None => embeddings.sum().mul_scalar(0.0),
+        }
+    }
+
+    /// [`forward`](Self::forward) with `bank` as the contrast set (module documentation); the
+    /// anchors are sampled exactly as there. An empty bank gives `forward`'s value.
+    pub fn forward_with_bank(
+        &self,
+        embeddings: Tensor<4>,
+        labels: Tensor<3, Int>,
+        predictions: Tensor<3, Int>,
+        seed: u64,
+        bank: &MemoryBank,
+    ) -> Tensor<1> {
+        let device = embeddings.device();
+        let Some((contrast, contrast_labels)) = bank.contrast_set(&device) else {
+            return self.forward(embeddings, labels, predictions, seed);
+        };
+        match self.sample_anchors(embeddings.clone(), labels, predictions, seed) {
+            Some((features, classes)) => {
+                let [pairs, views, dim] = features.dims();
+                let anchors = features.reshape([pairs * views, dim]);
+                let anchor_labels = classes
+                    .unsqueeze_dim::<2>(1)
+                    .expand([pairs, views])
+                    .reshape([pairs * views]);
+                self.per_anchor_against(anchors, anchor_labels, contrast, contrast_labels)
+                    .mean()
+            }
+            None => embeddings.sum().mul_scalar(0.0),
+        }
+    }
+
+    /// The sampled anchors `[pairs, n_view, D]` (gathered from `embeddings`, so gradients reach
+    /// them) and each pair's class; `None` when nothing can be sampled.
+    fn sample_anchors(
+        &self,
+        embeddings: Tensor<4>,
+        labels: Tensor<3, Int>,
+        predictions: Tensor<3, Int>,
+        seed: u64,
+    ) -> Option<(Tensor<3>, Tensor<1, Int>)> {
         let [batch, dim, h, w] = embeddings.dims();
         assert_eq!(labels.dims(), [batch, h, w], "pixel contrast: label shape");
         assert_eq!(
@@ -264,10 +346,7 @@ impl PixelContrastLoss {
         // Sampling is index bookkeeping on a small label map (e.g. 8·28·28 values): done on the host.
         let labels = int_tensor_to_vec(labels);
         let predictions = int_tensor_to_vec(predictions);
-        let Some(plan) = self.plan_anchors(&labels, &predictions, batch, seed) else {
-            // Zero, but attached to the graph so that a backward pass through it is valid.
-            return embeddings.sum().mul_scalar(0.0);
-        };
+        let plan = self.plan_anchors(&labels, &predictions, batch, seed)?;
         let device = embeddings.device();
         let pairs = plan.classes.len();
         let rows = embeddings
@@ -278,7 +357,7 @@ impl PixelContrastLoss {
             Tensor::<1, Int>::from_data(TensorData::new(index, [pairs * plan.n_view]), &device);
         let features = rows.select(0, index).reshape([pairs, plan.n_view, dim]);
         let classes = Tensor::<1, Int>::from_data(TensorData::new(plan.classes, [pairs]), &device);
-        self.contrastive(features, classes)
+        Some((features, classes))
     }
 }
 

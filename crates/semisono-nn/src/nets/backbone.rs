@@ -171,6 +171,16 @@ impl Backbone {
         }
     }
 
+    /// [`forward_features`](Self::forward_features) with `hook(site, feature)` replacing the stem
+    /// output (site 0, before the max-pool) and the outputs of stages 1–3 (sites 1–3) before the
+    /// next stage runs: the classifier's IAS attention sites.
+    pub fn forward_features_with(&self, x: Tensor<4>, hook: StageHook<'_>) -> EncoderFeatures {
+        match self {
+            Self::ResNet(net) => net.forward_features_with(x, hook),
+            Self::Res2Net(net) => net.forward_features_with(x, hook),
+        }
+    }
+
     /// Channels of the stem and of the four stages: `[stem, s1, s2, s3, s4]`.
     pub fn channels(&self) -> [usize; 5] {
         match self {
@@ -272,6 +282,10 @@ impl InputNorm {
         (x - column(&self.mean)) / column(&self.std)
     }
 }
+
+/// A function applied to a backbone feature before the next stage: `(site, feature) → feature`,
+/// site 0 = stem, 1–3 = stages 1–3.
+pub type StageHook<'a> = &'a mut dyn FnMut(usize, Tensor<4>) -> Tensor<4>;
 
 /// The feature maps of a backbone forward pass (channel counts for a ResNet; a Res2Net has 4× as
 /// many in the stages).

@@ -1,8 +1,10 @@
 //! The classification network C (spec §2.2): backbone with all four stages, global average
 //! pooling, the class head, the SupCon projection head and the consistency head.
 //!
-//! IAS attention (S's decoder features re-weighting C's stages) is not built here yet; the stage
-//! features it needs are returned in [`ClsOutput::stages`].
+//! With IAS attention ([`ClsAttention`], built when the configuration names the segmenter's
+//! feature channels) [`ClsModel::forward_with_seg`] re-weights the stem and stages 1–3 with S's
+//! features; [`ClsModel::forward`] never uses it. A model without attention has exactly the
+//! parameters it had before attention existed, so its checkpoints load unchanged.
 
 use burn::config::Config;
 use burn::module::Module;
@@ -13,6 +15,7 @@ use super::backbone::{Backbone, BackboneConfig, EncoderFeatures, UnknownBackbone
 use super::heads::{
     global_avg_pool, ConsistencyHead, ConsistencyHeadConfig, ProjectionHead, ProjectionHeadConfig,
 };
+use super::ias::{ClsAttention, ClsAttentionConfig, SegFeatures};
 
 /// Configuration of a [`ClsModel`].
 #[derive(Config, Debug)]
@@ -35,6 +38,10 @@ pub struct ClsModelConfig {
     /// Output width of the consistency head (must match the segmenter's for ITC).
     #[config(default = 256)]
     pub consistency_dim: usize,
+    /// Builds IAS attention for a segmenter with these feature channels `[x_up3, x_up2, x_up1,
+    /// x3]` (`SegModel::feature_channels()`); `None` = no attention.
+    #[config(default = "None")]
+    pub attention: Option<[usize; 4]>,
 }
 
 impl ClsModelConfig {
@@ -42,7 +49,7 @@ impl ClsModelConfig {
     pub fn init(&self, device: &Device) -> Result<ClsModel, UnknownBackbone> {
         let backbone = self.backbone.init(true, device)?;
         let [.., features] = backbone.channels();
-        Ok(ClsModel {
+        let mut model = ClsModel {
             backbone,
             cls_head: LinearConfig::new(features, self.num_classes).init(device),
             projection: ProjectionHeadConfig::new(features)
@@ -55,7 +62,12 @@ impl ClsModelConfig {
                 self.consistency_dim,
             )
             .init(device),
-        })
+            attention: None,
+        };
+        if let Some(seg_channels) = self.attention {
+            model.attach_attention(seg_channels, device);
+        }
+        Ok(model)
     }
 }
 
@@ -85,17 +97,61 @@ pub struct ClsModel {
     pub projection: ProjectionHead,
     /// Consistency head for ITC.
     pub consistency: ConsistencyHead,
+    /// IAS attention; `None` when the model is built without it.
+    pub attention: Option<ClsAttention>,
 }
 
 impl ClsModel {
     /// Full forward pass: logits and all heads.
     pub fn forward(&self, x: Tensor<4>) -> ClsOutput {
-        let stages = self.backbone.forward_features(x);
-        let last = stages
+        self.heads(self.backbone.forward_features(x))
+    }
+
+    /// Full forward pass with IAS attention after the stem and stages 1–3, guided by the
+    /// segmenter's features of the same images. Detach `seg` first (as Hermes' training does) unless
+    /// the segmenter is meant to learn from the classifier's loss.
+    ///
+    /// # Panics
+    /// If the model was built without attention.
+    pub fn forward_with_seg(&self, x: Tensor<4>, seg: &SegFeatures) -> ClsOutput {
+        let attention = self.attention_module();
+        self.heads(
+            self.backbone
+                .forward_features_with(x, &mut |site, f| attention.apply(site, f, seg)),
+        )
+    }
+
+    /// Logits of [`forward_with_seg`](Self::forward_with_seg) only.
+    pub fn forward_logits_with_seg(&self, x: Tensor<4>, seg: &SegFeatures) -> Tensor<2> {
+        let attention = self.attention_module();
+        let stages = self
+            .backbone
+            .forward_features_with(x, &mut |site, f| attention.apply(site, f, seg));
+        self.cls_head
+            .forward(global_avg_pool(Self::last_stage(stages)))
+    }
+
+    /// Adds IAS attention (fresh weights) for a segmenter with feature channels `seg_channels`
+    /// `[x_up3, x_up2, x_up1, x3]`; the classifier's side follows its backbone's channels.
+    pub fn attach_attention(&mut self, seg_channels: [usize; 4], device: &Device) {
+        let [c0, c1, c2, c3, _] = self.backbone.channels();
+        self.attention = Some(ClsAttentionConfig::new([c0, c1, c2, c3], seg_channels).init(device));
+    }
+
+    fn attention_module(&self) -> &ClsAttention {
+        self.attention
+            .as_ref()
+            .expect("forward_with_seg needs a classifier built with IAS attention")
+    }
+
+    fn last_stage(stages: EncoderFeatures) -> Tensor<4> {
+        stages
             .layer4
-            .clone()
-            .expect("the classifier backbone is built with its last stage");
-        let features = global_avg_pool(last);
+            .expect("the classifier backbone is built with its last stage")
+    }
+
+    fn heads(&self, stages: EncoderFeatures) -> ClsOutput {
+        let features = global_avg_pool(Self::last_stage(stages.clone()));
         ClsOutput {
             logits: self.cls_head.forward(features.clone()),
             projection: self.projection.forward(features.clone()),
@@ -108,9 +164,7 @@ impl ClsModel {
     /// Logits only (evaluation, prediction, saliency).
     pub fn forward_logits(&self, x: Tensor<4>) -> Tensor<2> {
         let stages = self.backbone.forward_features(x);
-        let last = stages
-            .layer4
-            .expect("the classifier backbone is built with its last stage");
-        self.cls_head.forward(global_avg_pool(last))
+        self.cls_head
+            .forward(global_avg_pool(Self::last_stage(stages)))
     }
 }

@@ -1,9 +1,10 @@
 //! Networks: backbones (by name: ResNet-18/34, Res2Net-50/101 v1b), the U-Net segmenter and the
-//! classifier, and their heads.
+//! classifier, their heads, and the IAS attention between them.
 
 pub mod backbone;
 pub mod cls;
 pub mod heads;
+pub mod ias;
 mod layers;
 pub mod res2net;
 pub mod resnet;
@@ -19,8 +20,9 @@ pub use heads::{
     ConsistencyHead, ConsistencyHeadConfig, PixelProjectionHead, PixelProjectionHeadConfig,
     ProjectionHead, ProjectionHeadConfig,
 };
+pub use ias::{ClsAttention, ClsAttentionConfig, IasAttention, SegFeatures, SegProjection};
 pub use layers::SequentialLayer;
 pub use res2net::{Bottle2neck, Bottle2neckShape, Res2Net, Res2NetConfig};
 pub use resnet::{BasicBlock, ResNet, ResNetConfig};
 pub use seg::{SegModel, SegModelConfig, SegOutput};
-pub use unet::{ConvBlock, DecoderOutput, UNetDecoder, UNetDecoderConfig};
+pub use unet::{BridgeLevel, ConvBlock, DecoderOutput, UNetDecoder, UNetDecoderConfig};

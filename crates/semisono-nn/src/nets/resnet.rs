@@ -17,7 +17,7 @@ use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use super::backbone::{EncoderFeatures, InputNorm, InputNormConfig};
+use super::backbone::{EncoderFeatures, InputNorm, InputNormConfig, StageHook};
 use super::layers::{batch_norm, conv, kaiming_normal_fan_out, run_sequential, SequentialLayer};
 
 /// Configuration of a [`ResNet`] built from BasicBlocks.
@@ -196,15 +196,22 @@ fn run_stage(blocks: &[BasicBlock], x: Tensor<4>) -> Tensor<4> {
 impl ResNet {
     /// Runs every stage and returns all intermediate feature maps.
     pub fn forward_features(&self, x: Tensor<4>) -> EncoderFeatures {
+        self.forward_features_with(x, &mut |_, f| f)
+    }
+
+    /// [`forward_features`](Self::forward_features) with `hook(site, feature)` replacing the stem
+    /// output (site 0, before the max-pool) and the outputs of `layer1..3` (sites 1–3) before the
+    /// next stage runs (IAS attention).
+    pub fn forward_features_with(&self, x: Tensor<4>, hook: StageHook<'_>) -> EncoderFeatures {
         let x = match &self.input_norm {
             Some(norm) => norm.forward(x),
             None => x,
         };
-        let stem = relu(self.bn1.forward(self.conv1.forward(x)));
+        let stem = hook(0, relu(self.bn1.forward(self.conv1.forward(x))));
         let pooled = self.maxpool.forward(stem.clone());
-        let layer1 = run_stage(&self.layer1, pooled.clone());
-        let layer2 = run_stage(&self.layer2, layer1.clone());
-        let layer3 = run_stage(&self.layer3, layer2.clone());
+        let layer1 = hook(1, run_stage(&self.layer1, pooled.clone()));
+        let layer2 = hook(2, run_stage(&self.layer2, layer1.clone()));
+        let layer3 = hook(3, run_stage(&self.layer3, layer2.clone()));
         let layer4 = (!self.layer4.is_empty()).then(|| run_stage(&self.layer4, layer3.clone()));
         EncoderFeatures {
             stem,

@@ -1,5 +1,8 @@
 //! The segmentation network S (spec §2.1): backbone encoder (stem + stages 1–3), U-Net decoder,
 //! pixel projection head and consistency head.
+//!
+//! With the saliency bridge ([`SegModel::with_saliency_bridge`], spec §2.1 "Saliency path") the
+//! decoder also reads cat[x, s], the input and the classifier's saliency map, at 1/4 or 1/8.
 
 use burn::config::Config;
 use burn::module::Module;
@@ -10,7 +13,8 @@ use super::heads::{
     global_avg_pool, ConsistencyHead, ConsistencyHeadConfig, PixelProjectionHead,
     PixelProjectionHeadConfig,
 };
-use super::unet::{UNetDecoder, UNetDecoderConfig};
+use super::ias::SegFeatures;
+use super::unet::{BridgeLevel, UNetDecoder, UNetDecoderConfig};
 
 /// Configuration of a [`SegModel`].
 #[derive(Config, Debug)]
@@ -89,6 +93,18 @@ pub struct SegOutput {
     pub consistency: Tensor<2>,
 }
 
+impl SegOutput {
+    /// The features IAS attention reads (still attached to S's graph).
+    pub fn ias_features(&self) -> SegFeatures {
+        SegFeatures {
+            x_up3: self.x_up3.clone(),
+            x_up2: self.x_up2.clone(),
+            x_up1: self.x_up1.clone(),
+            x3: self.x3.clone(),
+        }
+    }
+}
+
 /// Hermes' segmentation network with a registry backbone.
 #[derive(Module, Debug)]
 pub struct SegModel {
@@ -105,9 +121,42 @@ pub struct SegModel {
 }
 
 impl SegModel {
+    /// Channels of the features IAS attention reads: `[x_up3, x_up2, x_up1, x3]` (the encoder's
+    /// stem and stages 1–3; the decoder keeps them).
+    pub fn feature_channels(&self) -> [usize; 4] {
+        let [c0, c1, c2, c3, _] = self.encoder.channels();
+        [c0, c1, c2, c3]
+    }
+
+    /// Adds the saliency bridge at `level` for `image_channels`-channel inputs: the decoder then
+    /// takes cat[x, s] (`image_channels + 1` channels) and needs a saliency map in every forward.
+    pub fn with_saliency_bridge(
+        mut self,
+        level: BridgeLevel,
+        image_channels: usize,
+        device: &Device,
+    ) -> Self {
+        self.decoder
+            .attach_bridge(level, image_channels + 1, device);
+        self
+    }
+
+    /// Whether the decoder takes a saliency bridge.
+    pub fn has_saliency_bridge(&self) -> bool {
+        self.decoder.bridge_level != 0
+    }
+
     /// Full forward pass: logits, decoder features and both heads.
     pub fn forward(&self, x: Tensor<4>) -> SegOutput {
+        self.forward_with_saliency(x, None)
+    }
+
+    /// [`forward`](Self::forward) with the classifier's saliency map `saliency` `[N, 1, H, W]` of
+    /// the same images; give it exactly when the model has a saliency bridge. It should be a
+    /// constant (detached): S does not train C through it.
+    pub fn forward_with_saliency(&self, x: Tensor<4>, saliency: Option<Tensor<4>>) -> SegOutput {
         let [_, _, h, w] = x.dims();
+        let bridge = saliency.map(|s| Tensor::cat(vec![x.clone(), s], 1));
         let f = self.encoder.forward_features(x);
         let contrast_input = match self.contrast_feature {
             1 => f.pooled.clone(),
@@ -118,9 +167,9 @@ impl SegModel {
         let embedding = self.pixel_projection.forward(contrast_input);
         let consistency = self.consistency.forward(global_avg_pool(f.layer3.clone()));
         let x3 = f.layer3.clone();
-        let decoded = self
-            .decoder
-            .forward([f.stem, f.layer1, f.layer2, f.layer3], [h, w]);
+        let decoded =
+            self.decoder
+                .forward_bridged([f.stem, f.layer1, f.layer2, f.layer3], [h, w], bridge);
         SegOutput {
             logits: decoded.logits,
             x_up1: decoded.x_up1,
@@ -134,10 +183,20 @@ impl SegModel {
 
     /// Logits only (evaluation, prediction): skips both heads.
     pub fn forward_logits(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward_logits_with_saliency(x, None)
+    }
+
+    /// Logits of [`forward_with_saliency`](Self::forward_with_saliency) only.
+    pub fn forward_logits_with_saliency(
+        &self,
+        x: Tensor<4>,
+        saliency: Option<Tensor<4>>,
+    ) -> Tensor<4> {
         let [_, _, h, w] = x.dims();
+        let bridge = saliency.map(|s| Tensor::cat(vec![x.clone(), s], 1));
         let f = self.encoder.forward_features(x);
         self.decoder
-            .forward([f.stem, f.layer1, f.layer2, f.layer3], [h, w])
+            .forward_bridged([f.stem, f.layer1, f.layer2, f.layer3], [h, w], bridge)
             .logits
     }
 }

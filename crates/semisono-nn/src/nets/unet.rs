@@ -17,6 +17,12 @@
 //! **align_corners = true** (set explicitly: Burn's default is true, PyTorch's false). It resizes to
 //! the skip connection's size (the input size for the last one) rather than by a fixed ×2, which is
 //! the same for sizes divisible by 16 and keeps other sizes from failing at the concatenation.
+//!
+//! **Bridge** (Hermes' saliency path, spec §2.1 and §13): an extra input, resized bilinearly
+//! (align_corners = true) to the skip's size, concatenated last at u2 (1/4:
+//! `CB(2·c1 + k, c1, c1)(cat[x1, d2, bridge])`, the current file's level with its channel count
+//! fixed) or at u1 (1/8: `CB(2·c2 + k, c2, c2)(cat[x2, d1, bridge])`, the older file's). Only the
+//! fuse block's input width changes, so everything after it is as without a bridge.
 
 use burn::config::Config;
 use burn::module::Module;
@@ -82,6 +88,25 @@ impl ConvBlock {
     }
 }
 
+/// Where a [`UNetDecoder`] takes its bridge input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BridgeLevel {
+    /// At u1, 1/8 of the input size.
+    Eighth,
+    /// At u2, 1/4 of the input size.
+    Quarter,
+}
+
+impl BridgeLevel {
+    /// The value of [`UNetDecoder::bridge_level`].
+    fn code(self) -> usize {
+        match self {
+            Self::Eighth => 1,
+            Self::Quarter => 2,
+        }
+    }
+}
+
 /// Configuration of a [`UNetDecoder`].
 #[derive(Config, Debug)]
 pub struct UNetDecoderConfig {
@@ -108,6 +133,7 @@ impl UNetDecoderConfig {
             up3: ConvBlock::new([c1, c1, c0], p, device),
             fuse3: ConvBlock::new([2 * c0, c0, c0], p, device),
             head: conv([c0, self.num_classes], 1, 1, 0, true, None, device),
+            bridge_level: 0,
         }
     }
 }
@@ -142,18 +168,63 @@ pub struct UNetDecoder {
     pub fuse3: ConvBlock,
     /// 1×1 classifier on the upsampled `u3`.
     pub head: Conv2d,
+    /// Fuse step that takes the bridge input: 0 = none, 1 = u1 (1/8), 2 = u2 (1/4).
+    pub bridge_level: usize,
 }
 
 impl UNetDecoder {
     /// Decodes the encoder features `[x0, x1, x2, x3]` into logits of size `output_size`.
     pub fn forward(&self, features: [Tensor<4>; 4], output_size: [usize; 2]) -> DecoderOutput {
+        self.forward_bridged(features, output_size, None)
+    }
+
+    /// Replaces the fuse block at `level` by one that also takes a `channels`-channel bridge input
+    /// (fresh weights, same dropout); see the module documentation.
+    ///
+    /// # Panics
+    /// If the decoder already has a bridge.
+    pub fn attach_bridge(&mut self, level: BridgeLevel, channels: usize, device: &Device) {
+        assert_eq!(self.bridge_level, 0, "UNetDecoder: only one bridge input");
+        let block = match level {
+            BridgeLevel::Eighth => &mut self.fuse1,
+            BridgeLevel::Quarter => &mut self.fuse2,
+        };
+        let [_, input, ..] = block.conv1.weight.dims();
+        let [out, ..] = block.conv2.weight.dims();
+        *block = ConvBlock::new([input + channels, out, out], block.dropout.prob, device);
+        self.bridge_level = level.code();
+    }
+
+    /// [`forward`](Self::forward) with the bridge input (any size; it is resized to the fuse
+    /// level). `bridge` must be given exactly when the decoder was built with one.
+    pub fn forward_bridged(
+        &self,
+        features: [Tensor<4>; 4],
+        output_size: [usize; 2],
+        bridge: Option<Tensor<4>>,
+    ) -> DecoderOutput {
+        assert_eq!(
+            bridge.is_some(),
+            self.bridge_level != 0,
+            "UNetDecoder: a bridge input must be given exactly when the decoder has a bridge"
+        );
+        let fuse_input = |level: usize, skip: Tensor<4>, up: Tensor<4>| {
+            let size = spatial(&skip);
+            let mut parts = vec![skip, up];
+            if self.bridge_level == level {
+                if let Some(b) = &bridge {
+                    parts.push(upsample_bilinear(b.clone(), size));
+                }
+            }
+            Tensor::cat(parts, 1)
+        };
         let [x0, x1, x2, x3] = features;
         let d1 = self.up1.forward(upsample_bilinear(x3, spatial(&x2)));
-        let x_up1 = self.fuse1.forward(Tensor::cat(vec![x2, d1], 1));
+        let x_up1 = self.fuse1.forward(fuse_input(1, x2, d1));
         let d2 = self
             .up2
             .forward(upsample_bilinear(x_up1.clone(), spatial(&x1)));
-        let x_up2 = self.fuse2.forward(Tensor::cat(vec![x1, d2], 1));
+        let x_up2 = self.fuse2.forward(fuse_input(2, x1, d2));
         let d3 = self
             .up3
             .forward(upsample_bilinear(x_up2.clone(), spatial(&x0)));

@@ -412,6 +412,11 @@ impl Networks {
 }
 
 fn save_module<M: Module>(m: &M, path: &Path) -> Result<()> {
+    // BN running statistics keep their latest update pending until something syncs them, and
+    // saving reads the synced value only; `valid()` syncs the (shared) state first, otherwise a
+    // checkpoint not preceded by an evaluation would miss the last update and a resume from it
+    // would diverge from the uninterrupted run.
+    let _ = m.valid();
     let mut store = BurnpackStore::from_file(path)
         .auto_extension(false)
         .overwrite(true);

@@ -2,29 +2,37 @@
 //! classification and segmentation (spec §4–§5, with the §13 clean gradient flow).
 //!
 //! One step:
-//! 1. one forward per view (strong, weak, labeled) per network, in the code's order;
+//! 1. one forward per view (strong, weak, labeled) per network, S before C (each network sees its
+//!    views in the code's order), with the IAS saliency bridge into S and IAS attention into C
+//!    ([`views`]);
 //! 2. pseudo-labels from the weak view, gradients stopped; the dual threshold (class-wise adaptive
 //!    confidence + ramped entropy, [`DualThreshold`]) is evaluated on the host on the probabilities
 //!    (a few thousand values at these sizes) and its masks go back as tensors;
 //! 3. losses: supervised CE (+ Dice), weak → strong CE on kept images and Dice on kept pixels
-//!    (weight `unsup_weight`), image SupCon and pixel contrast once contrast is active by epoch,
-//!    and ITC between the strong-view consistency vectors with the classifier's side detached;
-//! 4. Loss_cls and Loss_seg are each applied to their own network only.
+//!    (weight `unsup_weight`), image SupCon and pixel contrast once contrast is active by epoch
+//!    (against the memory banks when they are on), and ITC between the strong-view consistency
+//!    vectors with the classifier's side detached;
+//! 4. Loss_cls and Loss_seg are each applied to their own network only; then the memory banks take
+//!    this step's detached entries ([`banks`]).
 //!
-//! Every component is a switch of [`HermesConfig`](crate::config::HermesConfig). Switches this
-//! build does not implement (IAS attention, saliency fuse, memory banks) are configuration errors,
-//! never silent no-ops. ITC needs both networks and is skipped when `task` trains only one.
+//! Every component is a switch of [`HermesConfig`](crate::config::HermesConfig). ITC, IAS
+//! attention and the saliency bridge need both networks and are off when `task` trains only one.
+//! The banks are method state: saved with the weights and restored on resume.
+
+mod banks;
+mod views;
 
 use std::path::Path;
 
 use burn::tensor::activation::softmax;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Int, Tensor};
 use semisono_nn::losses::{
     class_cross_entropy, itc_loss, nearest_downsample_labels, DiceLoss, PixelContrastConfig,
     PixelContrastLoss, SupConConfig, SupConLoss,
 };
+use semisono_nn::nets::BridgeLevel;
 
-use crate::config::{HermesConfig, HermesMode, TrainConfig};
+use crate::config::{HermesConfig, HermesMode, SaliencyFuse, TrainConfig};
 use crate::error::{Result, TrainError};
 use crate::loader::{ImageBatch, TrainBatch};
 use crate::schedule::{contrast_active, stepped_rampup};
@@ -35,6 +43,8 @@ use super::common::{
     sup_cls_loss, sup_seg_loss, to_f32_vec, Networks,
 };
 use super::{Predictions, SslMethod, StepContext, StepLosses};
+use banks::Banks;
+use views::IasUse;
 
 pub struct Hermes {
     nets: Networks,
@@ -44,26 +54,24 @@ pub struct Hermes {
     dice: DiceLoss,
     supcon: SupConLoss,
     pixel: PixelContrastLoss,
+    /// Where IAS attention runs (off without both networks).
+    ias: IasUse,
+    /// The saliency bridge is on (both networks present).
+    saliency: bool,
+    banks: Banks,
 }
 
-/// Rejects the Hermes switches this build does not implement.
+/// Detached entries of this step, pushed into the banks once the update succeeded.
+#[derive(Default)]
+struct BankUpdates {
+    /// Averaged embeddings and their contrast labels at the embedding resolution.
+    pixel: Option<(Tensor<4>, Tensor<3, Int>)>,
+    /// Weak-view projections and their labels (−1 for images that were not kept).
+    image: Option<(Tensor<2>, Vec<i64>)>,
+}
+
+/// Rejects configurations Hermes cannot run.
 fn check(cfg: &TrainConfig) -> Result<()> {
-    let h = &cfg.hermes;
-    let todo = |key: &str, what: &str| {
-        Err(TrainError::config(
-            key,
-            format!("{what} is not implemented yet; set it to false"),
-        ))
-    };
-    if h.attention {
-        return todo("hermes.attention", "IAS attention");
-    }
-    if h.saliency {
-        return todo("hermes.saliency", "the IAS saliency bridge");
-    }
-    if h.memory_bank {
-        return todo("hermes.memory_bank", "the contrastive memory bank");
-    }
     if cfg.batch_unlabeled == 0 {
         return Err(TrainError::config(
             "batch_unlabeled",
@@ -77,8 +85,37 @@ impl Hermes {
     pub fn new(cfg: &TrainConfig, device: &Device) -> Result<Self> {
         check(cfg)?;
         let h = &cfg.hermes;
+        let mut nets = Networks::new(cfg, device)?;
+        let both = nets.seg.is_some() && nets.cls.is_some();
+        // The two cross-network modules are added to the networks `Networks` built: both are new
+        // layers (never pretrained), so nothing it loaded is replaced.
+        let saliency = h.saliency && both;
+        if saliency {
+            let level = match h.saliency_fuse {
+                SaliencyFuse::Quarter => BridgeLevel::Quarter,
+                SaliencyFuse::Eighth => BridgeLevel::Eighth,
+            };
+            nets.seg = nets
+                .seg
+                .take()
+                .map(|s| s.with_saliency_bridge(level, cfg.model.in_channels, device));
+        }
+        let ias = match (h.attention && both, h.mode) {
+            (false, _) => IasUse::Off,
+            (true, HermesMode::Code) => IasUse::Labeled,
+            (true, HermesMode::Paper) => IasUse::Every,
+        };
+        if let (IasUse::Labeled | IasUse::Every, Some(seg), Some(cls)) =
+            (ias, nets.seg.as_ref(), nets.cls.as_mut())
+        {
+            cls.attach_attention(seg.feature_channels(), device);
+        }
+        let banks = Banks::new(h, &nets);
         Ok(Hermes {
-            nets: Networks::new(cfg, device)?,
+            nets,
+            ias,
+            saliency,
+            banks,
             cfg: h.clone(),
             seed: cfg.seed,
             total_steps: cfg.steps,
@@ -128,13 +165,13 @@ impl SslMethod for Hermes {
         let contrast_on = contrast_active(batch.epoch, h.contrast_after_epoch);
         let selector = self.selector();
         let mut out = StepLosses::default();
+        let mut updates = BankUpdates::default();
+        let (seg_views, cls_views) = self.forward_views(&x_s, &x_w, &x_l);
 
         // ---- classifier (spec §5.1, §5.3, §5.5) ----
         let mut g_cls_strong = None;
-        let cls_total = if let Some(cls) = &self.nets.cls {
-            let o_s = cls.forward(x_s.clone());
-            let o_w = cls.forward(x_w.clone());
-            let o_l = cls.forward(x_l.clone());
+        let cls_total = if let Some(views) = cls_views {
+            let (o_s, o_w, o_l) = (views.strong, views.weak, views.labeled);
             let sup = sup_cls_loss(o_l.logits, &batch.labeled.labels);
 
             let [b, k] = o_w.logits.dims();
@@ -146,11 +183,8 @@ impl SslMethod for Hermes {
                 vec![true; b]
             };
             out.stats.push(("cls_keep", fraction(&keep)));
-            let y_hat = int_tensor(
-                sel.pseudo.labels.iter().map(|&l| i64::from(l)).collect(),
-                [b],
-                d,
-            );
+            let pseudo: Vec<i64> = sel.pseudo.labels.iter().map(|&l| i64::from(l)).collect();
+            let y_hat = int_tensor(pseudo.clone(), [b], d);
             let keep_f = float_tensor(
                 keep.iter().map(|&k| f32::from(u8::from(k))).collect(),
                 [b],
@@ -161,8 +195,18 @@ impl SslMethod for Hermes {
                 * keep_f.clone())
             .mean();
             let con = (h.image_contrast && contrast_on).then(|| {
+                let bank = self.banks.image.as_ref().map(|bank| {
+                    out.stats.push(("image_bank", bank.total_len() as f64));
+                    let labels = pseudo.iter().zip(&keep);
+                    updates.image = Some((
+                        o_w.projection.clone().detach(),
+                        labels.map(|(&l, &k)| if k { l } else { -1 }).collect(),
+                    ));
+                    bank.contrast_set(d)
+                });
                 let views = Tensor::stack::<3>(vec![o_s.projection, o_w.projection], 1);
-                self.supcon.forward(views, y_hat, Some(keep_f))
+                self.supcon
+                    .forward_with_bank(views, y_hat, Some(keep_f), bank.flatten())
             });
             out.losses.push(("cls_sup", scalar(&sup)));
             out.losses.push(("cls_unsup", scalar(&unsup)));
@@ -178,11 +222,9 @@ impl SslMethod for Hermes {
         };
 
         // ---- segmenter (spec §5.2, §5.4, §5.6, §5.7) ----
-        let seg_total = if let Some(seg) = &self.nets.seg {
-            let o_s = seg.forward(x_s.clone());
-            let o_w = seg.forward(x_w.clone());
-            let o_l = seg.forward_logits(x_l.clone());
-            let (sup, ce, dl) = sup_seg_loss(o_l, &batch.labeled, &self.dice);
+        let seg_total = if let Some(views) = seg_views {
+            let (o_s, o_w) = (views.strong, views.weak);
+            let (sup, ce, dl) = sup_seg_loss(views.labeled_logits, &batch.labeled, &self.dice);
 
             let [b, k, hh, ww] = o_w.logits.dims();
             let p_w = to_f32_vec(softmax(o_w.logits.detach(), 1));
@@ -219,9 +261,15 @@ impl SslMethod for Hermes {
                     nearest_downsample_labels(int_tensor(labels, [b, hh, ww], d), [eh, ew]);
                 let preds = o_s.logits.clone().detach().argmax(1).squeeze_dim::<3>(1);
                 let preds = nearest_downsample_labels(preds, [eh, ew]);
-                let con = self
-                    .pixel
-                    .forward(emb, labels, preds, step_seed(self.seed, step));
+                let seed = step_seed(self.seed, step);
+                let con = match &self.banks.pixel {
+                    Some(bank) => {
+                        out.stats.push(("pixel_bank", bank.total_len() as f64));
+                        updates.pixel = Some((emb.clone().detach(), labels.clone()));
+                        self.pixel.forward_with_bank(emb, labels, preds, seed, bank)
+                    }
+                    None => self.pixel.forward(emb, labels, preds, seed),
+                };
                 out.losses.push(("seg_contrast", scalar(&con)));
                 inner = inner + con.mul_scalar(h.seg_contrast_weight);
             }
@@ -240,18 +288,31 @@ impl SslMethod for Hermes {
         };
 
         self.nets.apply(step, seg_total, cls_total, ctx, &mut out)?;
+        // Enqueue after the update: this step's loss used the bank as it was before the step.
+        if let (Some(bank), Some((emb, labels))) = (self.banks.pixel.as_mut(), updates.pixel) {
+            bank.push_segment_means(emb, labels, -1);
+        }
+        if let (Some(bank), Some((rows, labels))) = (self.banks.image.as_mut(), updates.image) {
+            bank.push_rows(rows, &labels);
+        }
         Ok(out)
     }
 
     fn eval_forward(&self, images: &ImageBatch) -> Predictions {
-        self.nets.eval_forward(images)
+        self.eval_predictions(images)
+    }
+
+    fn saliency(&self, images: &ImageBatch) -> Option<Tensor<3>> {
+        self.nets.saliency(images)
     }
 
     fn save(&self, dir: &Path) -> Result<()> {
-        self.nets.save(dir)
+        self.nets.save(dir)?;
+        self.banks.save(dir)
     }
 
     fn load(&mut self, dir: &Path) -> Result<()> {
-        self.nets.load(dir)
+        self.nets.load(dir)?;
+        self.banks.load(dir)
     }
 }

@@ -84,7 +84,6 @@ pub fn tiny_config(method: &str, dataset: &Path, split: &Path) -> TrainConfig {
     c.data.dataset = dataset.to_path_buf();
     c.data.split = split.to_path_buf();
     c.data.workers = 0;
-    c.hermes.attention = false;
     c.hermes.contrast_after_epoch = 0;
     // 1/8 of 32² is 4×4 = 16 embedding pixels per image: a class needs more than 4 of them.
     c.hermes.max_views = 4;
