@@ -148,7 +148,7 @@ impl Default for DataConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
     /// Segmenter encoder, a name from the backbone registry ("resnet18", "resnet34", "res2net50",
-    /// "res2net101", ...; checked by the registry when the network is built).
+    /// "res2net50_v1b", "res2net101_v1b"; checked by the registry when the network is built).
     pub seg_backbone: String,
     pub cls_backbone: String,
     /// Channel multiplier on the published widths (1.0 for pretrained weights).
@@ -173,7 +173,7 @@ pub struct ModelConfig {
 impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig {
-            seg_backbone: "res2net101".into(),
+            seg_backbone: "res2net101_v1b".into(),
             cls_backbone: "resnet18".into(),
             width_multiplier: 1.0,
             in_channels: 3,

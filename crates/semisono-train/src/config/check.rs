@@ -45,11 +45,23 @@ impl TrainConfig {
             );
         }
         let m = &self.model;
-        if m.seg_backbone.is_empty() || m.cls_backbone.is_empty() {
-            return fail(
-                "model.seg_backbone",
-                "backbone names must not be empty".into(),
-            );
+        for (key, name) in [
+            ("model.seg_backbone", &m.seg_backbone),
+            ("model.cls_backbone", &m.cls_backbone),
+        ] {
+            if semisono_nn::nets::find_backbone(name).is_none() {
+                let known: Vec<&str> = semisono_nn::nets::BACKBONES
+                    .iter()
+                    .map(|b| b.name)
+                    .collect();
+                return fail(
+                    key,
+                    format!(
+                        "unknown backbone {name:?}; known backbones: {}",
+                        known.join(", ")
+                    ),
+                );
+            }
         }
         if !(m.width_multiplier > 0.0 && m.width_multiplier.is_finite()) {
             return fail("model.width_multiplier", "must be a positive number".into());

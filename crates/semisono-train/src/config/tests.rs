@@ -21,7 +21,7 @@ fn presets_are_valid_and_as_documented() {
     assert_eq!(p.protocol, Protocol::Paper);
     assert_eq!(
         (p.model.seg_backbone.as_str(), p.model.cls_backbone.as_str()),
-        ("res2net101", "resnet18")
+        ("res2net101_v1b", "resnet18")
     );
     assert_eq!(
         (p.image_size, p.batch_labeled, p.batch_unlabeled),
@@ -480,4 +480,20 @@ fn validation_names_the_key() {
         ..TrainConfig::default()
     };
     assert!(cfg.validate().unwrap_err().to_string().contains("`seed`"));
+}
+
+#[test]
+fn every_preset_names_registered_backbones() {
+    for name in PRESETS {
+        let cfg = TrainConfig::preset(name).unwrap();
+        cfg.validate()
+            .unwrap_or_else(|e| panic!("preset {name}: {e}"));
+    }
+    let mut cfg = TrainConfig::default();
+    cfg.model.seg_backbone = "res2net101".into();
+    let msg = cfg.validate().unwrap_err().to_string();
+    assert!(
+        msg.contains("model.seg_backbone") && msg.contains("res2net101_v1b"),
+        "{msg}"
+    );
 }

@@ -16,6 +16,7 @@ use semisono_nn::nets::{
 };
 use semisono_nn::ops::float_tensor_to_vec;
 use semisono_nn::pretrained::{load_encoder_weights, LoadReport};
+use semisono_nn::saliency::vanilla_saliency;
 
 use crate::config::{OptimKind, OptimizerConfig, Task, TrainConfig};
 use crate::error::{Result, TrainError};
@@ -371,6 +372,13 @@ impl Networks {
         }
     }
 
+    /// Vanilla saliency of the classifier in eval mode (spec §2.1), without IAS attention.
+    pub fn saliency(&self, images: &ImageBatch) -> Option<Tensor<3>> {
+        let cls = self.cls.as_ref()?.valid();
+        let x = images_tensor(images, &self.device.clone().without_autodiff());
+        Some(vanilla_saliency(x, |x| cls.forward_logits(x)).map)
+    }
+
     pub fn save(&self, dir: &Path) -> Result<()> {
         if let Some(m) = &self.seg {
             save_module(m, &dir.join(SEG_FILE))?;
@@ -424,23 +432,57 @@ fn save_module<M: Module>(m: &M, path: &Path) -> Result<()> {
         .map_err(|e| TrainError::io(path, format!("saving weights: {e:?}")))
 }
 
+/// The first few items of a long list, for error messages.
+fn first_few<T: std::fmt::Debug>(items: &[T]) -> String {
+    let shown: Vec<String> = items.iter().take(4).map(|i| format!("{i:?}")).collect();
+    match items.len() {
+        n if n > 4 => format!("{} and {} more", shown.join(", "), n - 4),
+        _ => shown.join(", "),
+    }
+}
+
+/// Restores `m` from a checkpoint file. Every failure here is about the run directory the user
+/// pointed at (missing file, another architecture, a damaged file), so it is a `RunDir` error
+/// (exit 2), not an I/O failure of the run.
 fn load_module<M: Module>(m: &mut M, path: &Path) -> Result<()> {
+    let fail = |message: String| TrainError::RunDir {
+        path: path.to_path_buf(),
+        message,
+    };
     if !path.is_file() {
-        return Err(TrainError::io(path, "missing from the checkpoint"));
+        return Err(fail("missing from the checkpoint".into()));
     }
     let mut store = BurnpackStore::from_file(path).auto_extension(false);
-    let r = m
-        .load_from(&mut store)
-        .map_err(|e| TrainError::io(path, format!("loading weights: {e:?}")))?;
+    let r = m.load_from(&mut store).map_err(|e| {
+        // Burn lists every mismatching tensor; the first one or two say enough.
+        let text = e.to_string();
+        let mismatches = text.matches("ShapeMismatch").count();
+        let mut cut = text.len().min(360);
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let ellipsis = if cut < text.len() { " ..." } else { "" };
+        let what = if mismatches > 0 {
+            format!("{mismatches} tensors have other shapes")
+        } else {
+            "the file is damaged".to_string()
+        };
+        fail(format!(
+            "cannot load these weights: {what} ({}{ellipsis}); the checkpoint was written with \
+             another architecture or width (model.* keys of the run's config.toml), or damaged",
+            &text[..cut]
+        ))
+    })?;
     if !r.errors.is_empty() || !r.missing.is_empty() {
-        return Err(TrainError::io(
-            path,
-            format!(
-                "weights do not fit the configured network (missing: {:?}, errors: {:?}); was \
-                 the checkpoint written with another model configuration?",
-                r.missing, r.errors
-            ),
-        ));
+        return Err(fail(format!(
+            "the checkpoint does not fit the configured network ({} tensors missing: {}; {} \
+             errors: {}); it was written with another architecture or width (model.* keys of \
+             the run's config.toml)",
+            r.missing.len(),
+            first_few(&r.missing),
+            r.errors.len(),
+            first_few(&r.errors)
+        )));
     }
     Ok(())
 }
