@@ -193,23 +193,37 @@ pub fn load_mask(path: &Path, policy: MaskPolicy) -> Result<(GrayImage, MaskRepo
 
 /// Writes an 8-bit grayscale PNG to `path` via a temporary file renamed into place.
 pub fn save_png(path: &Path, img: &GrayImage) -> Result<()> {
+    write_png(
+        path,
+        img.width,
+        img.height,
+        png::ColorType::Grayscale,
+        &img.data,
+    )
+}
+
+/// Writes 8-bit PNG pixel data of `color` type via a temporary file renamed into place, so a
+/// reader never sees half a file.
+pub(crate) fn write_png(
+    path: &Path,
+    width: u32,
+    height: u32,
+    color: png::ColorType,
+    data: &[u8],
+) -> Result<()> {
     let tmp = path.with_extension("png.tmp");
+    let encode_err =
+        |e: png::EncodingError| DataError::bad_file(&tmp, format!("PNG encode failed: {e}"));
     {
         let file = std::fs::File::create(&tmp).map_err(|e| DataError::io(&tmp, e))?;
         let mut w = BufWriter::new(file);
-        let mut enc = png::Encoder::new(&mut w, img.width, img.height);
-        enc.set_color(png::ColorType::Grayscale);
+        let mut enc = png::Encoder::new(&mut w, width, height);
+        enc.set_color(color);
         enc.set_depth(png::BitDepth::Eight);
         enc.set_compression(png::Compression::Fast);
-        let mut writer = enc
-            .write_header()
-            .map_err(|e| DataError::bad_file(&tmp, format!("PNG encode failed: {e}")))?;
-        writer
-            .write_image_data(&img.data)
-            .map_err(|e| DataError::bad_file(&tmp, format!("PNG encode failed: {e}")))?;
-        writer
-            .finish()
-            .map_err(|e| DataError::bad_file(&tmp, format!("PNG encode failed: {e}")))?;
+        let mut writer = enc.write_header().map_err(encode_err)?;
+        writer.write_image_data(data).map_err(encode_err)?;
+        writer.finish().map_err(encode_err)?;
         w.flush().map_err(|e| DataError::io(&tmp, e))?;
     }
     std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))

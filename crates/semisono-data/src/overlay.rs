@@ -2,11 +2,10 @@
 //! (agreement yellow, missed red, extra green), outlines when there is no ground truth, and saliency
 //! heat maps. Plain RGB buffers written as PNG; no deep-learning framework here.
 
-use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use crate::error::{DataError, Result};
-use crate::image_io::GrayImage;
+use crate::error::Result;
+use crate::image_io::{write_png, GrayImage};
 
 /// An 8-bit RGB image, row-major, 3 bytes per pixel.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -153,22 +152,7 @@ pub fn probability_image(width: u32, height: u32, probs: &[f32]) -> GrayImage {
 
 /// Writes an RGB PNG via a temporary file renamed into place.
 pub fn save_rgb_png(path: &Path, img: &RgbImage) -> Result<()> {
-    let tmp = path.with_extension("png.tmp");
-    let encode_err =
-        |e: png::EncodingError| DataError::bad_file(&tmp, format!("PNG encode failed: {e}"));
-    {
-        let file = std::fs::File::create(&tmp).map_err(|e| DataError::io(&tmp, e))?;
-        let mut w = BufWriter::new(file);
-        let mut enc = png::Encoder::new(&mut w, img.width, img.height);
-        enc.set_color(png::ColorType::Rgb);
-        enc.set_depth(png::BitDepth::Eight);
-        enc.set_compression(png::Compression::Fast);
-        let mut writer = enc.write_header().map_err(encode_err)?;
-        writer.write_image_data(&img.data).map_err(encode_err)?;
-        writer.finish().map_err(encode_err)?;
-        w.flush().map_err(|e| DataError::io(&tmp, e))?;
-    }
-    std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
+    write_png(path, img.width, img.height, png::ColorType::Rgb, &img.data)
 }
 
 #[cfg(test)]
