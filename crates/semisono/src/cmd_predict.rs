@@ -4,6 +4,7 @@
 //! in the Hermes paper's figure) and the CSV gains Dice, IoU, HD95 and ASSD.
 
 use std::collections::HashMap;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -281,6 +282,8 @@ pub fn predict_inputs(
     let mut seg_metrics = SegMetrics::new(Spacing::default());
     let (mut n_truth, mut class_counts) = (0usize, vec![0usize; k]);
     let mut done = 0;
+    // A counter that rewrites its line is for people; logs get the final summary only.
+    let terminal = std::io::stderr().is_terminal();
     for chunk in inputs.chunks(cfg.batch_eval.max(1)) {
         let mut images = Vec::with_capacity(chunk.len());
         let mut spacings = Vec::with_capacity(chunk.len());
@@ -341,9 +344,13 @@ pub fn predict_inputs(
             csv.write_record(&row)?;
         }
         done += chunk.len();
-        eprint!("\rpredicted {done}/{} images", inputs.len());
+        if terminal {
+            eprint!("\rpredicted {done}/{} images", inputs.len());
+        }
     }
-    eprintln!();
+    if terminal {
+        eprintln!();
+    }
     csv.flush()?;
     drop(csv);
     let summary = serde_json::json!({
