@@ -1,26 +1,95 @@
-//! `semisono bench`: throughput figures of the pipeline's CPU stages (training and inference join when
-//! the Burn crates land). Wall-clock medians over repeated runs; build with --release for real figures.
+//! `semisono bench`: throughput figures.
+//!
+//! * Pipeline stages (`--what phantom|metrics|all`, the default without `--train`/`--infer`):
+//!   phantom images/s and metric time per mask pair, on one thread; wall-clock medians.
+//! * `--train` / `--infer`: a method's training step (s/step, it/s) and evaluation forward
+//!   (ms/image) on synthetic batches, per preset, with the peak resident memory. Each case runs in a
+//!   child process of its own (this binary, re-run with a hidden `--child` flag), so its peak
+//!   (`VmHWM`) is its own and not memory the allocator kept from an earlier case.
+//!
+//! Build with --release for real figures.
 
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use semisono_metrics::seg::{Mask, SegEvaluator, Spacing};
 use semisono_phantom::{PhantomConfig, ProbeChoice};
+use semisono_train::bench::{self, mem, TrainBenchOptions};
+use semisono_train::config::TrainConfig;
+use semisono_train::methods;
+use serde::{Deserialize, Serialize};
 
 use crate::bad_input;
 
 #[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    semisono bench                                   phantom + metrics\n  \
+    semisono bench --train --infer                   both presets, 1 warm-up + 3 steps\n  \
+    semisono bench --train --preset quickstart-cpu --steps 20 --warmup 3\n  \
+    semisono bench --train --infer --preset hermes-paper --set hermes.attention=false --json b.json")]
 pub struct BenchArgs {
-    /// What to measure: phantom, metrics, or all.
-    #[arg(long, default_value = "all")]
-    pub what: String,
-    /// Image sides to measure, comma separated.
+    /// Pipeline stages to measure: phantom, metrics, or all. Default: all, unless --train or
+    /// --infer is given (then none).
+    #[arg(long)]
+    pub what: Option<String>,
+    /// Image sides to measure (phantom, metrics), comma separated.
     #[arg(long, value_delimiter = ',', default_value = "128,256")]
     pub sizes: Vec<u32>,
-    /// Repetitions (each a batch of images or mask pairs); the median is reported.
+    /// Repetitions (phantom, metrics; each a batch of images or mask pairs); the median is reported.
     #[arg(long, default_value_t = 5)]
     pub repeats: usize,
+
+    /// Time training steps of the presets' method on synthetic batches (no data loading).
+    #[arg(long, help_heading = "Training and inference")]
+    pub train: bool,
+    /// Time inference (segmenter + classifier, eval mode) on a synthetic batch.
+    #[arg(long, help_heading = "Training and inference")]
+    pub infer: bool,
+    /// Presets to measure, comma separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "quickstart-cpu,hermes-paper",
+        help_heading = "Training and inference"
+    )]
+    pub preset: Vec<String>,
+    /// Overrides applied to every preset, e.g. --set hermes.attention=false.
+    #[arg(
+        long = "set",
+        value_name = "KEY=VALUE",
+        help_heading = "Training and inference"
+    )]
+    pub overrides: Vec<String>,
+    /// Measured training steps per preset.
+    #[arg(long, default_value_t = 3, help_heading = "Training and inference")]
+    pub steps: usize,
+    /// Untimed warm-up steps (and inference passes) before the measured ones.
+    #[arg(long, default_value_t = 1, help_heading = "Training and inference")]
+    pub warmup: usize,
+    /// Measured inference passes per preset.
+    #[arg(long, default_value_t = 5, help_heading = "Training and inference")]
+    pub infer_reps: usize,
+    /// Images per inference pass (default: the preset's batch_eval).
+    #[arg(long, help_heading = "Training and inference")]
+    pub infer_batch: Option<usize>,
+    /// Compute threads (default: all cores).
+    #[arg(long, help_heading = "Training and inference")]
+    pub threads: Option<usize>,
+    /// Run the steps in epoch 0, where Hermes' contrastive terms are off (default: in the first
+    /// epoch where they are on).
+    #[arg(long, help_heading = "Training and inference")]
+    pub no_contrast: bool,
+    /// Also write every figure to this JSON file.
+    #[arg(long, help_heading = "Training and inference")]
+    pub json: Option<PathBuf>,
+    /// Internal: run one case (`train:PRESET` or `infer:PRESET`) in this process and print its
+    /// result as one JSON line.
+    #[arg(long, hide = true)]
+    pub child: Option<String>,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -112,11 +181,20 @@ fn bench_metrics(size: u32, repeats: usize) {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
-    let (phantom, metrics) = match args.what.as_str() {
-        "all" => (true, true),
-        "phantom" => (true, false),
-        "metrics" => (false, true),
-        other => {
+    if let Some(case) = &args.child {
+        return run_child(&args, case);
+    }
+    let what = match (&args.what, args.train || args.infer) {
+        (Some(w), _) => Some(w.as_str()),
+        (None, false) => Some("all"),
+        (None, true) => None,
+    };
+    let (phantom, metrics) = match what {
+        None => (false, false),
+        Some("all") => (true, true),
+        Some("phantom") => (true, false),
+        Some("metrics") => (false, true),
+        Some(other) => {
             return Err(bad_input!(
                 "--what {other:?}: valid values: all, phantom, metrics"
             ))
@@ -130,17 +208,446 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if cfg!(debug_assertions) {
         println!("note: debug build; use `cargo run --release -- bench` for real figures");
     }
-    // One thread, so figures are per core and comparable to single-threaded MedPy.
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
-    pool.install(|| {
-        for &size in &args.sizes {
-            if phantom {
-                bench_phantom(size, args.repeats);
+    if phantom || metrics {
+        // One thread, so figures are per core and comparable to single-threaded MedPy.
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+        pool.install(|| {
+            for &size in &args.sizes {
+                if phantom {
+                    bench_phantom(size, args.repeats);
+                }
+                if metrics {
+                    bench_metrics(size, args.repeats);
+                }
             }
-            if metrics {
-                bench_metrics(size, args.repeats);
+        });
+    }
+    if args.train || args.infer {
+        run_cases(&args)?;
+    }
+    Ok(())
+}
+
+// ---- training and inference ----
+
+/// Prefix of the one stdout line a child prints with its result.
+const RESULT_TAG: &str = "SEMISONO_BENCH_CASE ";
+
+/// Seed of the synthetic batches (the networks are initialised from the preset's `seed`).
+const DATA_SEED: u64 = 0xBE7C;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum CaseKind {
+    Train,
+    Infer,
+}
+
+impl CaseKind {
+    fn name(self) -> &'static str {
+        match self {
+            CaseKind::Train => "train",
+            CaseKind::Infer => "infer",
+        }
+    }
+}
+
+/// Everything one case measured, as printed and as written to `--json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct CaseResult {
+    kind: CaseKind,
+    preset: String,
+    overrides: Vec<String>,
+    method: String,
+    seg_backbone: String,
+    cls_backbone: String,
+    width_multiplier: f64,
+    image_size: u32,
+    in_channels: usize,
+    /// Training: labeled images per step (plus as many unlabeled, each a weak and a strong view).
+    batch_labeled: usize,
+    batch_unlabeled: usize,
+    /// Inference: images per pass.
+    infer_batch: usize,
+    attention: bool,
+    /// Training: whether the steps ran where Hermes' contrastive terms are on.
+    contrast: bool,
+    threads: usize,
+    warmup_s: Vec<f64>,
+    measured_s: Vec<f64>,
+    mean_s: f64,
+    min_s: f64,
+    /// Cores kept busy during the measured repetitions (process CPU seconds / wall seconds).
+    cores_used: Option<f64>,
+    /// Training: 1 / mean s per step.
+    it_per_s: Option<f64>,
+    /// Inference: mean and fastest pass divided by the images per pass.
+    ms_per_image_mean: Option<f64>,
+    ms_per_image_min: Option<f64>,
+    /// Seconds to build the networks and optimizers (not in any timing).
+    build_s: f64,
+    /// Resident memory before the networks were built, and the process's peak (`VmHWM`), MiB.
+    base_rss_mib: Option<f64>,
+    peak_rss_mib: Option<f64>,
+    /// Training: the global step of the first repetition and the epoch (they pick the schedules).
+    first_step: u64,
+    epoch: u64,
+    /// Training: loss terms and statistics of the last step.
+    last_step: Vec<(String, f64)>,
+    loadavg_end: Option<[f64; 3]>,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    profile: &'static str,
+    cores: usize,
+    loadavg_start: Option<[f64; 3]>,
+    loadavg_end: Option<[f64; 3]>,
+    cases: Vec<CaseResult>,
+}
+
+/// The 1, 5 and 15 minute load averages (`/proc/loadavg`), as `uptime` prints them.
+fn loadavg() -> Option<[f64; 3]> {
+    let s = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let v: Vec<f64> = s
+        .split_whitespace()
+        .take(3)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    v.try_into().ok()
+}
+
+fn fmt_load(l: Option<[f64; 3]>) -> String {
+    l.map_or_else(
+        || "n/a".into(),
+        |[a, b, c]| format!("{a:.2}, {b:.2}, {c:.2}"),
+    )
+}
+
+fn mib(bytes: Option<u64>) -> Option<f64> {
+    bytes.map(|b| b as f64 / (1024.0 * 1024.0))
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn resolve(preset: &str, overrides: &[String]) -> Result<TrainConfig> {
+    let mut cfg = TrainConfig::preset(preset)?;
+    for o in overrides {
+        cfg.apply_override(o)?;
+    }
+    cfg.validate_with(methods::REGISTERED)?;
+    Ok(cfg)
+}
+
+/// Runs every (preset, kind) case in its own child process and prints the tables.
+fn run_cases(args: &BenchArgs) -> Result<()> {
+    if args.steps == 0 || args.infer_reps == 0 || args.threads == Some(0) {
+        return Err(bad_input!(
+            "--steps, --infer-reps and --threads must be >= 1"
+        ));
+    }
+    if args.infer_batch == Some(0) {
+        return Err(bad_input!("--infer-batch must be >= 1"));
+    }
+    // Check every preset and override before spending minutes on the first case.
+    for p in &args.preset {
+        resolve(p, &args.overrides).with_context(|| format!("preset {p}"))?;
+    }
+    let exe = std::env::current_exe().context("locating this executable")?;
+    let kinds: Vec<CaseKind> = [(args.train, CaseKind::Train), (args.infer, CaseKind::Infer)]
+        .into_iter()
+        .filter_map(|(on, k)| on.then_some(k))
+        .collect();
+    let load_start = loadavg();
+    eprintln!(
+        "bench: {} core(s), load average {} (1, 5, 15 min); each case in its own process",
+        cores(),
+        fmt_load(load_start)
+    );
+    let mut results = Vec::new();
+    for preset in &args.preset {
+        for &kind in &kinds {
+            let case = format!("{}:{preset}", kind.name());
+            eprintln!("bench: {case} ...");
+            let mut cmd = Command::new(&exe);
+            cmd.arg("bench").arg("--child").arg(&case);
+            for o in &args.overrides {
+                cmd.arg("--set").arg(o);
+            }
+            cmd.args(["--steps", &args.steps.to_string()])
+                .args(["--warmup", &args.warmup.to_string()])
+                .args(["--infer-reps", &args.infer_reps.to_string()]);
+            if let Some(b) = args.infer_batch {
+                cmd.args(["--infer-batch", &b.to_string()]);
+            }
+            if let Some(t) = args.threads {
+                cmd.args(["--threads", &t.to_string()]);
+            }
+            if args.no_contrast {
+                cmd.arg("--no-contrast");
+            }
+            let out = cmd
+                .stdin(Stdio::null())
+                .stderr(Stdio::inherit())
+                .output()
+                .with_context(|| format!("running {case} in a child process"))?;
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let line = stdout.lines().find_map(|l| l.strip_prefix(RESULT_TAG));
+            match (out.status.success(), line) {
+                (true, Some(json)) => results.push(
+                    serde_json::from_str::<CaseResult>(json)
+                        .with_context(|| format!("{case}: reading the child's result"))?,
+                ),
+                _ => anyhow::bail!("{case}: the child process failed ({})", out.status),
             }
         }
-    });
+    }
+    let report = Report {
+        profile: if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        cores: cores(),
+        loadavg_start: load_start,
+        loadavg_end: loadavg(),
+        cases: results,
+    };
+    print_tables(&report);
+    if let Some(path) = &args.json {
+        let mut f =
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        serde_json::to_writer_pretty(&mut f, &report)?;
+        writeln!(f)?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn networks(r: &CaseResult) -> String {
+    format!(
+        "{} + {} x{}",
+        r.seg_backbone, r.cls_backbone, r.width_multiplier
+    )
+}
+
+/// "threads/cores kept busy", e.g. "2/0.94".
+fn threads_busy(r: &CaseResult) -> String {
+    format!("{}/{}", r.threads, opt_f(r.cores_used, 2))
+}
+
+fn opt_f(v: Option<f64>, digits: usize) -> String {
+    v.map_or_else(|| "n/a".into(), |v| format!("{v:.digits$}"))
+}
+
+/// Three significant digits (it/s spans 0.002 to 20).
+fn sig3(v: f64) -> String {
+    if !v.is_finite() || v == 0.0 {
+        return format!("{v}");
+    }
+    let digits = (2 - v.abs().log10().floor() as i32).max(0) as usize;
+    format!("{v:.digits$}")
+}
+
+fn print_tables(report: &Report) {
+    println!(
+        "\n{} build, {} core(s), load average {} at start, {} at end",
+        report.profile,
+        report.cores,
+        fmt_load(report.loadavg_start),
+        fmt_load(report.loadavg_end)
+    );
+    let train: Vec<&CaseResult> = report
+        .cases
+        .iter()
+        .filter(|r| r.kind == CaseKind::Train)
+        .collect();
+    if !train.is_empty() {
+        println!(
+            "\ntraining step (synthetic batches; mean and min over the measured steps)\n\
+             {:<16} {:<34} {:<17} {:>8} {:>9} {:>9} {:>7} {:>8} {:>8}",
+            "preset",
+            "networks",
+            "batch",
+            "thr/busy",
+            "s/step",
+            "min s",
+            "it/s",
+            "peak MB",
+            "base MB"
+        );
+        for r in train {
+            println!(
+                "{:<16} {:<34} {:<17} {:>8} {:>9.3} {:>9.3} {:>7} {:>8} {:>8}",
+                r.preset,
+                networks(r),
+                format!(
+                    "{}+{}u @{}² {}ch",
+                    r.batch_labeled, r.batch_unlabeled, r.image_size, r.in_channels
+                ),
+                threads_busy(r),
+                r.mean_s,
+                r.min_s,
+                sig3(r.it_per_s.unwrap_or(f64::NAN)),
+                opt_f(r.peak_rss_mib, 0),
+                opt_f(r.base_rss_mib, 0),
+            );
+            println!(
+                "{:<16} steps {} (warm-up {}), epoch {}, attention {}, contrast {}; \
+                 busy = CPU s / wall s",
+                "",
+                r.measured_s.len(),
+                r.warmup_s.len(),
+                r.epoch,
+                if r.attention { "on" } else { "off" },
+                if r.contrast { "on" } else { "off" },
+            );
+        }
+    }
+    let infer: Vec<&CaseResult> = report
+        .cases
+        .iter()
+        .filter(|r| r.kind == CaseKind::Infer)
+        .collect();
+    if !infer.is_empty() {
+        println!(
+            "\ninference (segmenter + classifier, eval mode, probabilities read back)\n\
+             {:<16} {:<34} {:<17} {:>8} {:>9} {:>9} {:>9} {:>8} {:>8}",
+            "preset",
+            "networks",
+            "batch",
+            "thr/busy",
+            "s/batch",
+            "ms/img",
+            "min ms",
+            "peak MB",
+            "base MB"
+        );
+        for r in infer {
+            println!(
+                "{:<16} {:<34} {:<17} {:>8} {:>9.3} {:>9} {:>9} {:>8} {:>8}",
+                r.preset,
+                networks(r),
+                format!("{} @{}² {}ch", r.infer_batch, r.image_size, r.in_channels),
+                threads_busy(r),
+                r.mean_s,
+                opt_f(r.ms_per_image_mean, 1),
+                opt_f(r.ms_per_image_min, 1),
+                opt_f(r.peak_rss_mib, 0),
+                opt_f(r.base_rss_mib, 0),
+            );
+        }
+    }
+}
+
+/// One case, in this (child) process: prints progress to stderr and the result as one JSON line.
+fn run_child(args: &BenchArgs, case: &str) -> Result<()> {
+    let (kind, preset) = match case.split_once(':') {
+        Some(("train", p)) => (CaseKind::Train, p),
+        Some(("infer", p)) => (CaseKind::Infer, p),
+        _ => {
+            return Err(bad_input!(
+                "--child {case:?}: expected train:PRESET or infer:PRESET"
+            ))
+        }
+    };
+    let cfg = resolve(preset, &args.overrides)?;
+    let threads = args.threads.unwrap_or_else(cores);
+    // A fresh process: the global pool is the one every Burn/gemm kernel runs on.
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .context("setting the compute thread count")?;
+    let device = methods::default_device();
+    let base_rss = mem::current_rss_bytes();
+    let label = format!("  {case}");
+    let warmup = args.warmup;
+    let measured = match kind {
+        CaseKind::Train => args.steps,
+        CaseKind::Infer => args.infer_reps,
+    };
+    let progress = |i: usize, warm: bool, secs: f64| {
+        if warm {
+            eprintln!("{label} warm-up {}/{warmup}: {secs:.3} s", i + 1);
+        } else {
+            eprintln!(
+                "{label} measured {}/{measured}: {secs:.3} s",
+                i + 1 - warmup
+            );
+        }
+    };
+    let batch = args.infer_batch.unwrap_or(cfg.batch_eval);
+    let t = Instant::now();
+    let (timings, build_s, first_step, epoch, last_step) = match kind {
+        CaseKind::Train => {
+            let opts = TrainBenchOptions {
+                warmup: args.warmup,
+                steps: args.steps,
+                data_seed: DATA_SEED,
+                contrast: !args.no_contrast,
+            };
+            let r = bench::time_train_steps(&cfg, &device, &opts, progress)?;
+            let last = r
+                .last
+                .losses
+                .iter()
+                .chain(&r.last.stats)
+                .map(|&(n, v)| (n.to_string(), v))
+                .collect();
+            (r.timings, r.build_s, r.first_step, r.epoch, last)
+        }
+        CaseKind::Infer => {
+            let timings = bench::time_eval_forward(
+                &cfg,
+                &device,
+                batch,
+                args.warmup,
+                args.infer_reps,
+                DATA_SEED,
+                progress,
+            )?;
+            // Building is not timed separately here: the whole minus the passes.
+            let passes: f64 = timings.warmup_s.iter().chain(&timings.measured_s).sum();
+            let build_s = (t.elapsed().as_secs_f64() - passes).max(0.0);
+            (timings, build_s, 0, 0, Vec::new())
+        }
+    };
+    let (mean_s, min_s, cores_used) = (timings.mean(), timings.min(), timings.cores_used());
+    let per_image = |s: f64| (kind == CaseKind::Infer).then(|| s * 1e3 / batch as f64);
+    let result = CaseResult {
+        kind,
+        preset: preset.to_string(),
+        overrides: args.overrides.clone(),
+        method: cfg.method.clone(),
+        seg_backbone: cfg.model.seg_backbone.clone(),
+        cls_backbone: cfg.model.cls_backbone.clone(),
+        width_multiplier: cfg.model.width_multiplier,
+        image_size: cfg.image_size,
+        in_channels: cfg.model.in_channels,
+        batch_labeled: cfg.batch_labeled,
+        batch_unlabeled: cfg.batch_unlabeled,
+        infer_batch: batch,
+        attention: cfg.hermes.attention,
+        contrast: kind == CaseKind::Train && !args.no_contrast,
+        threads,
+        mean_s,
+        min_s,
+        cores_used,
+        it_per_s: (kind == CaseKind::Train).then(|| 1.0 / mean_s),
+        ms_per_image_mean: per_image(mean_s),
+        ms_per_image_min: per_image(min_s),
+        warmup_s: timings.warmup_s,
+        measured_s: timings.measured_s,
+        build_s,
+        base_rss_mib: mib(base_rss),
+        peak_rss_mib: mib(mem::peak_rss_bytes()),
+        first_step,
+        epoch,
+        last_step,
+        loadavg_end: loadavg(),
+    };
+    println!("{RESULT_TAG}{}", serde_json::to_string(&result)?);
     Ok(())
 }
