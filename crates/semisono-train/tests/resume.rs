@@ -50,6 +50,12 @@ fn checkpoint_contents(ckpt: &Path) -> BTreeMap<String, Vec<Vec<u8>>> {
     out
 }
 
+/// The bit patterns of a probability tensor.
+fn bits<const D: usize>(t: Option<burn::tensor::Tensor<D>>) -> Vec<u32> {
+    let data = t.unwrap().into_data().try_to_vec::<f32>().unwrap();
+    data.iter().map(|v| v.to_bits()).collect()
+}
+
 #[test]
 fn stopped_and_resumed_equals_uninterrupted() {
     let dir = tempfile::tempdir().unwrap();
@@ -108,30 +114,12 @@ fn stopped_and_resumed_equals_uninterrupted() {
             a.eval_forward(&batch.batch.images),
             b.eval_forward(&batch.batch.images),
         );
-        let bits = |t: Option<burn::tensor::Tensor<4>>| -> Vec<u32> {
-            t.unwrap()
-                .into_data()
-                .try_to_vec::<f32>()
-                .unwrap()
-                .iter()
-                .map(|v| v.to_bits())
-                .collect()
-        };
-        let bits2 = |t: Option<burn::tensor::Tensor<2>>| -> Vec<u32> {
-            t.unwrap()
-                .into_data()
-                .try_to_vec::<f32>()
-                .unwrap()
-                .iter()
-                .map(|v| v.to_bits())
-                .collect()
-        };
         assert!(
             bits(pa.seg_probs) == bits(pb.seg_probs),
             "{part:?}: segmenter differs"
         );
         assert!(
-            bits2(pa.cls_probs) == bits2(pb.cls_probs),
+            bits(pa.cls_probs) == bits(pb.cls_probs),
             "{part:?}: classifier differs"
         );
     }
