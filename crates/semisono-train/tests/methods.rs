@@ -255,3 +255,19 @@ fn train_then_evaluate_writes_the_report() {
     // The per-image rows are the clean protocol's.
     assert_eq!(paper.rows, report.rows);
 }
+
+#[test]
+fn dataset_with_another_class_count_is_refused_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ds, split) = write_toy(dir.path());
+    let classes = Dataset::open(&ds).unwrap().info.classes.len();
+    let mut cfg = tiny_config("supervised", &ds, &split);
+    cfg.model.num_classes = classes + 1;
+    let run = dir.path().join("run");
+    let err = train(&cfg, &run, false, &mut |_| {}).unwrap_err();
+    assert!(
+        matches!(&err, TrainError::Config { key, .. } if key == "model.num_classes"),
+        "{err}"
+    );
+    assert!(!run.join("checkpoints").exists(), "nothing written");
+}
