@@ -10,6 +10,9 @@
 //! value checks in `check`; this file holds the types and the presets.
 
 mod check;
+mod mlrpl;
+mod patchcl;
+mod references;
 mod toml_io;
 
 use std::path::PathBuf;
@@ -19,6 +22,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::selector::{ContrastKeep, DiceKeep};
 
+pub use mlrpl::MlrplConfig;
+pub use patchcl::PatchClConfig;
+pub use references::{CpsConfig, FixMatchConfig, MeanTeacherConfig};
 pub use toml_io::ConfigError;
 
 /// Methods the registry will know (ARCHITECTURE §4). `method` is checked against this list by
@@ -116,6 +122,11 @@ pub struct TrainConfig {
     pub optim: OptimConfig,
     pub augment: AugmentConfig,
     pub hermes: HermesConfig,
+    pub mean_teacher: MeanTeacherConfig,
+    pub fixmatch: FixMatchConfig,
+    pub cps: CpsConfig,
+    pub patchcl: PatchClConfig,
+    pub mlrpl: MlrplConfig,
 }
 
 /// Where the data is and how batches are prepared.
@@ -381,6 +392,11 @@ impl Default for TrainConfig {
             optim: OptimConfig::default(),
             augment: AugmentConfig::default(),
             hermes: HermesConfig::default(),
+            mean_teacher: MeanTeacherConfig::default(),
+            fixmatch: FixMatchConfig::default(),
+            cps: CpsConfig::default(),
+            patchcl: PatchClConfig::default(),
+            mlrpl: MlrplConfig::default(),
         }
     }
 }

@@ -227,9 +227,9 @@ fn unknown_keys_name_the_key_its_table_and_the_valid_keys() {
         );
     }
     // A table the config does not have.
-    let (_, s) = err_text(TrainConfig::from_toml_str("[mlrpl]\nx = 1", None));
+    let (_, s) = err_text(TrainConfig::from_toml_str("[unet]\nx = 1", None));
     assert!(
-        s.contains("unknown key `mlrpl`") && s.contains("<config>:1:"),
+        s.contains("unknown key `unet`") && s.contains("<config>:1:"),
         "{s}"
     );
     // A key of the augmentation table (defined in semisono-data).

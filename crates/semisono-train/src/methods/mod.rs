@@ -7,7 +7,14 @@
 //! optimizer records, method state) in a directory.
 
 mod common;
+pub mod cps;
+pub mod ema;
+pub mod fixmatch;
 pub mod hermes;
+pub mod mean_teacher;
+pub mod mlrpl;
+pub mod patchcl;
+mod placeholder;
 pub mod supervised;
 
 use std::path::Path;
@@ -21,7 +28,15 @@ use crate::loader::{ImageBatch, TrainBatch};
 pub use common::{images_tensor, step_seed};
 
 /// Methods the registry can build now (a subset of [`crate::config::METHODS`]).
-pub const REGISTERED: &[&str] = &["supervised", "hermes"];
+pub const REGISTERED: &[&str] = &[
+    "supervised",
+    "hermes",
+    "patchcl",
+    "mlrpl",
+    "mean-teacher",
+    "fixmatch",
+    "cps",
+];
 
 /// What a step may need besides its batch.
 #[derive(Clone, Debug, Default)]
@@ -145,6 +160,11 @@ pub fn create(cfg: &TrainConfig, device: &Device) -> Result<Box<dyn SslMethod>> 
     match cfg.method.as_str() {
         "supervised" => Ok(Box::new(supervised::Supervised::new(cfg, device)?)),
         "hermes" => Ok(Box::new(hermes::Hermes::new(cfg, device)?)),
+        "patchcl" => Ok(Box::new(patchcl::PatchCl::new(cfg, device)?)),
+        "mlrpl" => Ok(Box::new(mlrpl::Mlrpl::new(cfg, device)?)),
+        "mean-teacher" => Ok(Box::new(mean_teacher::MeanTeacher::new(cfg, device)?)),
+        "fixmatch" => Ok(Box::new(fixmatch::FixMatch::new(cfg, device)?)),
+        "cps" => Ok(Box::new(cps::Cps::new(cfg, device)?)),
         other => Err(TrainError::UnknownMethod {
             name: other.to_string(),
             valid: REGISTERED.join(", "),

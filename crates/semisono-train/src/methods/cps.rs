@@ -1,0 +1,3 @@
+//! `cps` (not implemented yet).
+
+super::placeholder::not_yet!(Cps, "cps");

@@ -1,0 +1,3 @@
+//! `fixmatch` (not implemented yet).
+
+super::placeholder::not_yet!(FixMatch, "fixmatch");

@@ -1,0 +1,3 @@
+//! `mean-teacher` (not implemented yet).
+
+super::placeholder::not_yet!(MeanTeacher, "mean-teacher");

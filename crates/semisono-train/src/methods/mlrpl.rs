@@ -1,0 +1,3 @@
+//! `mlrpl` (not implemented yet).
+
+super::placeholder::not_yet!(Mlrpl, "mlrpl");

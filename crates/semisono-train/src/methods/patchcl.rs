@@ -1,0 +1,3 @@
+//! `patchcl` (not implemented yet).
+
+super::placeholder::not_yet!(PatchCl, "patchcl");
