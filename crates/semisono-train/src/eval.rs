@@ -16,6 +16,7 @@ use burn::tensor::Tensor;
 use semisono_data::split::{Part, Split};
 use semisono_data::Dataset;
 use semisono_metrics::aggregate::ClsSummary;
+use semisono_metrics::seg::{csv_cell, SegImageMetrics, PER_IMAGE_METRICS};
 use semisono_metrics::{ClsMetrics, ClsSample, Mask, Metric, SegMetrics, SegSummary, Spacing};
 use semisono_nn::ops::int_tensor_to_vec;
 use serde::Serialize;
@@ -34,12 +35,8 @@ pub use paper::{PaperAccumulator, PaperMetrics};
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct EvalRow {
     pub id: String,
-    /// Tumour Dice / IoU at native resolution; `None` without a segmenter or a ground-truth mask.
-    pub dice: Option<f64>,
-    pub iou: Option<f64>,
-    /// `None` also when a mask is empty (undefined surface distance).
-    pub hd95: Option<f64>,
-    pub assd: Option<f64>,
+    /// Tumour metrics at native resolution; `None` without a segmenter or a ground-truth mask.
+    pub seg: Option<SegImageMetrics>,
     pub true_label: Option<u32>,
     pub pred_label: Option<u32>,
     /// Class probabilities (empty without a classifier).
@@ -149,10 +146,7 @@ pub fn evaluate_loader(
         for (i, sample) in eb.samples.iter().enumerate() {
             let mut row = EvalRow {
                 id: sample.id.clone(),
-                dice: None,
-                iou: None,
-                hd95: None,
-                assd: None,
+                seg: None,
                 true_label: sample.label,
                 pred_label: None,
                 probabilities: vec![],
@@ -171,12 +165,7 @@ pub fn evaluate_loader(
                         sample.pixel_spacing_mm.map(|[r, c]| Spacing::new(r, c)),
                     )
                     .expect("masks of equal shape");
-                row.dice = Some(m.overlap.dice);
-                row.iou = Some(m.overlap.jaccard);
-                if let Ok(dist) = &m.distances {
-                    row.hd95 = Some(dist.hd95);
-                    row.assd = Some(dist.assd);
-                }
+                row.seg = Some(m.clone());
             }
             if let Some(all) = &cls_probs {
                 let p = all[i * k..(i + 1) * k].to_vec();
@@ -234,11 +223,8 @@ fn add_paper_seg_batch(acc: &mut PaperAccumulator, probs: &Tensor<4>, batch: &La
     acc.add_seg_batch(&pred, &truth);
 }
 
-fn opt(v: Option<f64>) -> String {
-    v.map_or(String::new(), |x| format!("{x}"))
-}
-
-/// Writes `per_image.csv` and `summary.json` into `dir` (created if needed; each file written to a
+/// Writes `per_image.csv` (id, the [`PER_IMAGE_METRICS`] columns, true and predicted label, one
+/// probability per class) and `summary.json` into `dir` (created if needed; each file written to a
 /// temporary name and renamed).
 pub fn write_report(dir: &Path, report: &EvalReport) -> Result<()> {
     fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
@@ -248,34 +234,27 @@ pub fn write_report(dir: &Path, report: &EvalReport) -> Result<()> {
         .map(|r| r.probabilities.len())
         .max()
         .unwrap_or(0);
-    let mut csv = String::from("id,dice,iou,hd95,assd,true_label,pred_label");
-    for c in 0..k {
-        csv.push_str(&format!(",prob_{c}"));
-    }
-    csv.push('\n');
+    let mut header: Vec<String> = vec!["id".into()];
+    header.extend(PER_IMAGE_METRICS.iter().map(|m| m.to_string()));
+    header.extend(["true_label".into(), "pred_label".into()]);
+    header.extend((0..k).map(|c| format!("prob_{c}")));
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let csv_err = |e: csv::Error| TrainError::io(dir, std::io::Error::other(e));
+    w.write_record(&header).map_err(csv_err)?;
     for r in &report.rows {
-        let id = if r.id.contains([',', '"', '\n']) {
-            format!("\"{}\"", r.id.replace('"', "\"\""))
-        } else {
-            r.id.clone()
-        };
-        csv.push_str(&format!(
-            "{id},{},{},{},{},{},{}",
-            opt(r.dice),
-            opt(r.iou),
-            opt(r.hd95),
-            opt(r.assd),
-            r.true_label.map_or(String::new(), |l| l.to_string()),
-            r.pred_label.map_or(String::new(), |l| l.to_string()),
-        ));
-        for c in 0..k {
-            csv.push_str(&format!(",{}", opt(r.probabilities.get(c).copied())));
-        }
-        csv.push('\n');
+        let mut rec = vec![r.id.clone()];
+        rec.extend(SegImageMetrics::csv_cells(r.seg.as_ref()));
+        rec.push(r.true_label.map_or(String::new(), |l| l.to_string()));
+        rec.push(r.pred_label.map_or(String::new(), |l| l.to_string()));
+        rec.extend((0..k).map(|c| csv_cell(r.probabilities.get(c).copied())));
+        w.write_record(&rec).map_err(csv_err)?;
     }
+    let csv = w
+        .into_inner()
+        .map_err(|e| TrainError::io(dir, e.into_error()))?;
     let json = serde_json::to_string_pretty(&report.summary).expect("summary serialises");
     for (name, bytes) in [
-        ("per_image.csv", csv.as_bytes()),
+        ("per_image.csv", csv.as_slice()),
         ("summary.json", json.as_bytes()),
     ] {
         let p = dir.join(name);

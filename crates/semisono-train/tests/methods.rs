@@ -228,7 +228,7 @@ fn train_then_evaluate_writes_the_report() {
     let report = evaluate(&run, None, &dataset, &split, Part::Test, Protocol::Clean).unwrap();
     assert_eq!(report.rows.len(), 4);
     for r in &report.rows {
-        let d = r.dice.unwrap();
+        let d = r.seg.as_ref().unwrap().overlap.dice;
         assert!((0.0..=1.0).contains(&d), "{r:?}");
         assert_eq!(r.probabilities.len(), 2);
         assert!((r.probabilities.iter().sum::<f64>() - 1.0).abs() < 1e-5);
@@ -240,7 +240,9 @@ fn train_then_evaluate_writes_the_report() {
     let out = dir.path().join("eval");
     write_report(&out, &report).unwrap();
     let csv = std::fs::read_to_string(out.join("per_image.csv")).unwrap();
-    assert!(csv.starts_with("id,dice,iou,hd95,assd,true_label,pred_label,prob_0,prob_1\n"));
+    assert!(csv.starts_with(
+        "id,dice,iou,precision,recall,specificity,hd,hd95,asd,assd,true_label,pred_label,prob_0,prob_1\n"
+    ));
     assert_eq!(csv.lines().count(), 5);
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();

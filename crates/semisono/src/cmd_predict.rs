@@ -16,6 +16,7 @@ use semisono_data::overlay::{
     heat_map, overlay_compare, overlay_outline, probability_image, save_rgb_png,
 };
 use semisono_data::{GrayImage, StagedDir};
+use semisono_metrics::seg::{csv_cell, SegImageMetrics, PER_IMAGE_METRICS};
 use semisono_metrics::{Mask, Metric, SegMetrics, Spacing};
 use semisono_train::predict::{predict_images, ImagePrediction};
 use semisono_train::trainer;
@@ -196,10 +197,6 @@ fn load_truth(input: &Input, image: &GrayImage) -> Result<Option<GrayImage>> {
     Ok(Some(mask))
 }
 
-fn cell(v: Option<f64>) -> String {
-    v.map_or(String::new(), |x| format!("{x}"))
-}
-
 pub fn run(args: PredictArgs) -> Result<()> {
     if let Some(t) = &args.truth {
         if !t.is_dir() {
@@ -272,11 +269,8 @@ pub fn predict_inputs(
         "class_name".into(),
     ];
     header.extend((0..k).map(|c| format!("prob_{c}")));
-    header.extend(
-        ["lesion_pixels", "dice", "iou", "hd95", "assd"]
-            .iter()
-            .map(|s| s.to_string()),
-    );
+    header.push("lesion_pixels".into());
+    header.extend(PER_IMAGE_METRICS.iter().map(|m| m.to_string()));
     csv.write_record(&header)?;
 
     let mut seg_metrics = SegMetrics::new(Spacing::default());
@@ -313,34 +307,31 @@ pub fn predict_inputs(
                     .unwrap_or_default(),
             );
             let probs = pred.class_probabilities.clone().unwrap_or_default();
-            row.extend((0..k).map(|c| cell(probs.get(c).copied())));
+            row.extend((0..k).map(|c| csv_cell(probs.get(c).copied())));
             row.push(
                 pred.mask
                     .as_ref()
                     .map_or(String::new(), |m| m.count_nonzero().to_string()),
             );
-            let mut scores = [None; 4];
+            let mut scores = None;
             if let (Some(mask), Some(truth)) = (&pred.mask, &truth) {
                 n_truth += 1;
                 let (w, h) = (img.width as usize, img.height as usize);
                 let bin =
                     |m: &GrayImage| m.data.iter().map(|&v| u8::from(v > 0)).collect::<Vec<_>>();
                 let (p, t) = (bin(mask), bin(truth));
-                let m = seg_metrics
-                    .update_masks(
-                        Mask::new(&p, h, w).expect("mask shape"),
-                        Mask::new(&t, h, w).expect("mask shape"),
-                        spacing.map(|[r, c]| Spacing::new(r, c)),
-                    )
-                    .expect("masks of equal shape");
-                scores[0] = Some(m.overlap.dice);
-                scores[1] = Some(m.overlap.jaccard);
-                if let Ok(d) = &m.distances {
-                    scores[2] = Some(d.hd95);
-                    scores[3] = Some(d.assd);
-                }
+                scores = Some(
+                    seg_metrics
+                        .update_masks(
+                            Mask::new(&p, h, w).expect("mask shape"),
+                            Mask::new(&t, h, w).expect("mask shape"),
+                            spacing.map(|[r, c]| Spacing::new(r, c)),
+                        )
+                        .expect("masks of equal shape")
+                        .clone(),
+                );
             }
-            row.extend(scores.iter().map(|&v| cell(v)));
+            row.extend(SegImageMetrics::csv_cells(scores.as_ref()));
             csv.write_record(&row)?;
         }
         done += chunk.len();

@@ -1,44 +1,14 @@
-//! Per-image CSV and summary JSON for segmentation scores (used by `eval-masks`, later by `eval`).
+//! Per-image CSV and summary JSON of `eval-masks` (the metric columns are those of `eval` and
+//! `predict`: [`PER_IMAGE_METRICS`](semisono_metrics::seg::PER_IMAGE_METRICS)).
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use semisono_metrics::aggregate::{Metric, Stat};
-use semisono_metrics::seg::SegImageMetrics;
+use semisono_metrics::seg::{SegImageMetrics, PER_IMAGE_METRICS as METRICS};
 
 use crate::cmd_eval_masks::Scored;
-
-/// The per-image metrics written to CSV and summarised, in column order.
-const METRICS: &[&str] = &[
-    "dice",
-    "iou",
-    "precision",
-    "recall",
-    "specificity",
-    "hd",
-    "hd95",
-    "asd",
-    "assd",
-];
-
-/// Value of one metric; `None` where it is undefined (a surface metric with an empty mask).
-fn value(m: &SegImageMetrics, metric: &str) -> Option<f64> {
-    let o = &m.overlap;
-    let d = m.distances.as_ref().ok();
-    match metric {
-        "dice" => Some(o.dice),
-        "iou" => Some(o.jaccard),
-        "precision" => Some(o.precision),
-        "recall" => Some(o.recall),
-        "specificity" => Some(o.specificity),
-        "hd" => d.map(|d| d.hd),
-        "hd95" => d.map(|d| d.hd95),
-        "asd" => d.map(|d| d.asd),
-        "assd" => d.map(|d| d.assd),
-        _ => unreachable!("unknown metric {metric}"),
-    }
-}
 
 fn fmt_opt(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into())
@@ -57,11 +27,7 @@ pub fn write(dir: &Path, scored: &Scored) -> Result<String> {
     for ((id, spacing), m) in scored.ids.iter().zip(&scored.spacings).zip(per_image) {
         let c = &m.counts;
         let mut rec = vec![id.clone(), spacing.row.to_string(), spacing.col.to_string()];
-        rec.extend(
-            METRICS
-                .iter()
-                .map(|k| value(m, k).map(|v| v.to_string()).unwrap_or_default()),
-        );
+        rec.extend(SegImageMetrics::csv_cells(Some(m)));
         rec.extend([c.tp, c.fp, c.fn_, c.tn].map(|v| v.to_string()));
         rec.push(
             m.distances
@@ -82,7 +48,7 @@ pub fn write(dir: &Path, scored: &Scored) -> Result<String> {
         "metric", "mean", "std", "n", "undefined"
     );
     for k in METRICS {
-        let s = Stat::from_values(per_image.iter().map(|m| value(m, k)));
+        let s = Stat::from_values(per_image.iter().map(|m| m.metric(k)));
         let _ = writeln!(
             table,
             "{:<12} {:>10} {:>10} {:>6} {:>10}",

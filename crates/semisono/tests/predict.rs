@@ -105,7 +105,7 @@ fn predict_png_with_truth_and_dicom_without() {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next().unwrap(),
-        "id,source,width,height,class,class_name,prob_0,prob_1,lesion_pixels,dice,iou,hd95,assd"
+        "id,source,width,height,class,class_name,prob_0,prob_1,lesion_pixels,dice,iou,precision,recall,specificity,hd,hd95,asd,assd"
     );
     let first: Vec<&str> = lines.next().unwrap().split(',').collect();
     assert_eq!(first[2..4], ["48", "48"], "native size");

@@ -182,6 +182,55 @@ pub struct SegImageMetrics {
     pub distances: Result<SurfaceDistances, EmptyMask>,
 }
 
+/// The per-image metrics every per-image CSV of semisono reports, in column order
+/// (`eval-masks`, `eval` and `predict` share them, so a column means the same everywhere).
+pub const PER_IMAGE_METRICS: &[&str] = &[
+    "dice",
+    "iou",
+    "precision",
+    "recall",
+    "specificity",
+    "hd",
+    "hd95",
+    "asd",
+    "assd",
+];
+
+impl SegImageMetrics {
+    /// One metric of [`PER_IMAGE_METRICS`] by name; `None` where it is undefined (a surface
+    /// distance with an empty mask) or for an unknown name.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let o = &self.overlap;
+        let d = self.distances.as_ref().ok();
+        match name {
+            "dice" => Some(o.dice),
+            "iou" => Some(o.jaccard),
+            "precision" => Some(o.precision),
+            "recall" => Some(o.recall),
+            "specificity" => Some(o.specificity),
+            "hd" => d.map(|d| d.hd),
+            "hd95" => d.map(|d| d.hd95),
+            "asd" => d.map(|d| d.asd),
+            "assd" => d.map(|d| d.assd),
+            _ => None,
+        }
+    }
+
+    /// The CSV cells of [`PER_IMAGE_METRICS`] for `metrics` (all empty for `None`: no mask, or no
+    /// segmenter).
+    pub fn csv_cells(metrics: Option<&SegImageMetrics>) -> Vec<String> {
+        PER_IMAGE_METRICS
+            .iter()
+            .map(|k| csv_cell(metrics.and_then(|m| m.metric(k))))
+            .collect()
+    }
+}
+
+/// A CSV cell: the shortest exact decimal of `v`, empty when undefined.
+pub fn csv_cell(v: Option<f64>) -> String {
+    v.map_or(String::new(), |x| x.to_string())
+}
+
 /// Reusable evaluator: holds the scratch buffers so that evaluating many images allocates
 /// nothing after the first image of a given size.
 #[derive(Debug, Default, Clone)]
@@ -258,5 +307,37 @@ mod tests {
         let b = [true, false];
         let mb = Mask::new(&b, 2, 1).unwrap();
         assert!(mb.get(0, 0) && !mb.get(1, 0));
+    }
+
+    #[test]
+    fn metrics_by_name_and_their_csv_cells() {
+        // Result covers 2 pixels, reference 1 of them: Dice 2/3, IoU 1/2, HD 1 pixel.
+        let (r, t) = ([1u8, 1, 0, 0], [1u8, 0, 0, 0]);
+        let m = evaluate(
+            Mask::new(&r, 2, 2).unwrap(),
+            Mask::new(&t, 2, 2).unwrap(),
+            Spacing::default(),
+        )
+        .unwrap();
+        assert_eq!(m.metric("dice"), Some(2.0 / 3.0));
+        assert_eq!(m.metric("iou"), Some(0.5));
+        assert_eq!(m.metric("hd"), Some(1.0));
+        assert_eq!(m.metric("no-such-metric"), None);
+        let cells = SegImageMetrics::csv_cells(Some(&m));
+        assert_eq!(cells.len(), PER_IMAGE_METRICS.len());
+        assert_eq!(cells[1], "0.5");
+        // An empty prediction: overlap defined, distances undefined -> empty cells.
+        let empty = evaluate(
+            Mask::new(&[0u8; 4], 2, 2).unwrap(),
+            Mask::new(&t, 2, 2).unwrap(),
+            Spacing::default(),
+        )
+        .unwrap();
+        let cells = SegImageMetrics::csv_cells(Some(&empty));
+        assert_eq!(cells[0], "0");
+        assert!(cells[5..].iter().all(String::is_empty), "{cells:?}");
+        assert!(SegImageMetrics::csv_cells(None)
+            .iter()
+            .all(String::is_empty));
     }
 }
