@@ -3,6 +3,7 @@
 
 pub mod backbone;
 pub mod cls;
+pub mod dual_decoder;
 pub mod heads;
 pub mod ias;
 mod layers;
@@ -16,6 +17,7 @@ pub use backbone::{
     InputNorm, InputNormConfig, UnknownBackbone, BACKBONES,
 };
 pub use cls::{ClsModel, ClsModelConfig, ClsOutput};
+pub use dual_decoder::{channel_dropout, DualDecoderOutput, DualDecoderSeg, DualDecoderSegConfig};
 pub use heads::{
     ConsistencyHead, ConsistencyHeadConfig, PixelProjectionHead, PixelProjectionHeadConfig,
     ProjectionHead, ProjectionHeadConfig,
@@ -25,4 +27,7 @@ pub use layers::SequentialLayer;
 pub use res2net::{Bottle2neck, Bottle2neckShape, Res2Net, Res2NetConfig};
 pub use resnet::{BasicBlock, ResNet, ResNetConfig};
 pub use seg::{SegModel, SegModelConfig, SegOutput};
-pub use unet::{BridgeLevel, ConvBlock, DecoderOutput, UNetDecoder, UNetDecoderConfig};
+pub use unet::{
+    BridgeLevel, ConvBlock, DecoderFeatures, DecoderOutput, UNetDecoder, UNetDecoderConfig,
+    Upsample,
+};

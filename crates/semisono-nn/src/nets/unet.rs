@@ -23,10 +23,16 @@
 //! `CB(2·c1 + k, c1, c1)(cat[x1, d2, bridge])`, the current file's level with its channel count
 //! fixed) or at u1 (1/8: `CB(2·c2 + k, c2, c2)(cat[x2, d1, bridge])`, the older file's). Only the
 //! fuse block's input width changes, so everything after it is as without a bridge.
+//!
+//! **Up-sampling mode** ([`Upsample`], default bilinear as above): `nearest` resizes with nearest
+//! neighbour instead; `transposed` replaces each of the four `up`s by a learned
+//! ConvTranspose2d(c → c, kernel 2, stride 2) (then a bilinear resize only where ×2 misses the
+//! target size). MLRPL's two decoders differ only in this (mlrpl spec §11: MC-Net up types 0, 1, 2;
+//! ours keep the channel count and leave the channel change to the following block).
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::conv::Conv2d;
+use burn::nn::conv::{Conv2d, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{BatchNorm, Dropout, DropoutConfig};
 use burn::tensor::activation::leaky_relu;
 use burn::tensor::module::interpolate;
@@ -88,6 +94,25 @@ impl ConvBlock {
     }
 }
 
+/// Nearest-neighbour resize.
+pub fn upsample_nearest(x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
+    interpolate(
+        x,
+        InterpolateOptions::new(InterpolateMode::Nearest).with_output_size(size),
+    )
+}
+
+/// How a [`UNetDecoder`] up-samples before each block and before the head.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum Upsample {
+    /// Bilinear, align_corners = true (Hermes).
+    Bilinear,
+    /// Nearest neighbour (MC-Net / MLRPL up type 2, without its 1×1 conv).
+    Nearest,
+    /// Learned ConvTranspose2d(c → c, k 2, s 2) (MC-Net / MLRPL up type 0).
+    Transposed,
+}
+
 /// Where a [`UNetDecoder`] takes its bridge input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BridgeLevel {
@@ -118,6 +143,9 @@ pub struct UNetDecoderConfig {
     /// Dropout probability at the end of every block (Hermes: 0.25).
     #[config(default = 0.25)]
     pub dropout: f64,
+    /// Up-sampling before each block and before the head.
+    #[config(default = "Upsample::Bilinear")]
+    pub upsample: Upsample,
 }
 
 impl UNetDecoderConfig {
@@ -134,6 +162,20 @@ impl UNetDecoderConfig {
             fuse3: ConvBlock::new([2 * c0, c0, c0], p, device),
             head: conv([c0, self.num_classes], 1, 1, 0, true, None, device),
             bridge_level: 0,
+            // Deepest first, in the order the `up`s run; empty unless transposed, so the other
+            // modes keep their parameter set (and checkpoints) unchanged.
+            transposed: match self.upsample {
+                Upsample::Transposed => [c3, c2, c1, c0]
+                    .iter()
+                    .map(|&c| {
+                        ConvTranspose2dConfig::new([c, c], [2, 2])
+                            .with_stride([2, 2])
+                            .init(device)
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            },
+            upsample: self.upsample,
         }
     }
 }
@@ -170,6 +212,24 @@ pub struct UNetDecoder {
     pub head: Conv2d,
     /// Fuse step that takes the bridge input: 0 = none, 1 = u1 (1/8), 2 = u2 (1/4).
     pub bridge_level: usize,
+    /// The learned up-samplings of [`Upsample::Transposed`] (empty otherwise).
+    pub transposed: Vec<ConvTranspose2d>,
+    /// The up-sampling mode.
+    #[module(skip)]
+    pub upsample: Upsample,
+}
+
+/// The decoder's features before the head (see [`UNetDecoder::decode_bridged`]).
+#[derive(Debug, Clone)]
+pub struct DecoderFeatures {
+    /// `u1`, `[N, c2, H/8, W/8]`.
+    pub x_up1: Tensor<4>,
+    /// `u2`, `[N, c1, H/4, W/4]`.
+    pub x_up2: Tensor<4>,
+    /// `u3`, `[N, c0, H/2, W/2]`.
+    pub x_up3: Tensor<4>,
+    /// `u3` up-sampled to the output size, `[N, c0, H, W]`: what the head reads.
+    pub head_input: Tensor<4>,
 }
 
 impl UNetDecoder {
@@ -203,6 +263,40 @@ impl UNetDecoder {
         output_size: [usize; 2],
         bridge: Option<Tensor<4>>,
     ) -> DecoderOutput {
+        let f = self.decode_bridged(features, output_size, bridge);
+        DecoderOutput {
+            logits: self.head.forward(f.head_input),
+            x_up1: f.x_up1,
+            x_up2: f.x_up2,
+            x_up3: f.x_up3,
+        }
+    }
+
+    /// Up-sampling number `index` (0 = deepest, 3 = before the head) of `x` to `size`.
+    fn up(&self, index: usize, x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
+        match self.upsample {
+            Upsample::Bilinear => upsample_bilinear(x, size),
+            Upsample::Nearest => upsample_nearest(x, size),
+            Upsample::Transposed => {
+                let y = self.transposed[index].forward(x);
+                // ×2 misses odd sizes; resize the rest of the way, as the bilinear mode does.
+                if spatial(&y) == size {
+                    y
+                } else {
+                    upsample_bilinear(y, size)
+                }
+            }
+        }
+    }
+
+    /// [`forward_bridged`](Self::forward_bridged) up to the head's input: every decoder feature,
+    /// for callers that act on the head's input before the head (MLRPL's feature dropout).
+    pub fn decode_bridged(
+        &self,
+        features: [Tensor<4>; 4],
+        output_size: [usize; 2],
+        bridge: Option<Tensor<4>>,
+    ) -> DecoderFeatures {
         assert_eq!(
             bridge.is_some(),
             self.bridge_level != 0,
@@ -219,24 +313,18 @@ impl UNetDecoder {
             Tensor::cat(parts, 1)
         };
         let [x0, x1, x2, x3] = features;
-        let d1 = self.up1.forward(upsample_bilinear(x3, spatial(&x2)));
+        let d1 = self.up1.forward(self.up(0, x3, spatial(&x2)));
         let x_up1 = self.fuse1.forward(fuse_input(1, x2, d1));
-        let d2 = self
-            .up2
-            .forward(upsample_bilinear(x_up1.clone(), spatial(&x1)));
+        let d2 = self.up2.forward(self.up(1, x_up1.clone(), spatial(&x1)));
         let x_up2 = self.fuse2.forward(fuse_input(2, x1, d2));
-        let d3 = self
-            .up3
-            .forward(upsample_bilinear(x_up2.clone(), spatial(&x0)));
+        let d3 = self.up3.forward(self.up(2, x_up2.clone(), spatial(&x0)));
         let x_up3 = self.fuse3.forward(Tensor::cat(vec![x0, d3], 1));
-        let logits = self
-            .head
-            .forward(upsample_bilinear(x_up3.clone(), output_size));
-        DecoderOutput {
-            logits,
+        let head_input = self.up(3, x_up3.clone(), output_size);
+        DecoderFeatures {
             x_up1,
             x_up2,
             x_up3,
+            head_input,
         }
     }
 }
