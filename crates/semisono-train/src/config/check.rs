@@ -164,6 +164,8 @@ impl TrainConfig {
                 "reproduces a bug of the code and needs mode = \"code\"".into(),
             );
         }
+        // ---- [mean_teacher], [fixmatch], [cps]: checks live in config/references.rs ----
+        super::references::check(self)?;
         Ok(())
     }
 }

@@ -486,3 +486,15 @@ fn load_module<M: Module>(m: &mut M, path: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+// ---- Single modules outside `Networks` (Mean Teacher's teachers) ----
+
+/// Writes one module to `path` the way [`Networks::save`] writes its own (BN statistics synced).
+pub(crate) fn save_extra_module<M: Module>(m: &M, path: &Path) -> Result<()> {
+    save_module(m, path)
+}
+
+/// Restores one module written by [`save_extra_module`]; failures are `RunDir` errors.
+pub(crate) fn load_extra_module<M: Module>(m: &mut M, path: &Path) -> Result<()> {
+    load_module(m, path)
+}

@@ -1,3 +1,244 @@
-//! `mean-teacher` (not implemented yet).
+//! `mean-teacher`: Mean Teacher (Tarvainen & Valpola 2017) for the segmenter and the classifier.
+//!
+//! One step:
+//! 1. the students (the networks `Networks` trains) run once on the labeled batch and the strong
+//!    views together (one batch, so BatchNorm sees both, as SSL4MIS does);
+//! 2. the teachers run on the weak views in evaluation mode (BN running statistics, no dropout,
+//!    no autodiff): their softmax is a constant target;
+//! 3. loss per network = supervised loss (segmentation CE + Dice as in `supervised`, image CE) +
+//!    w(t) · mean((softmax(student on strong) − softmax(teacher on weak))²), with the sigmoid
+//!    ramp-up w(t) = `consistency_weight` · ρ(t, `consistency_rampup` · steps);
+//! 4. after the optimizer step each teacher takes the EMA of its student,
+//!    `α_t = min(1 − 1/t, ema_alpha)`, BatchNorm running statistics included.
+//!
+//! **Evaluation and prediction use the teachers** (the averaged weights are the method's product);
+//! [`MeanTeacher::student_forward`] gives the students' predictions. The saliency map is the
+//! teacher classifier's. Checkpoints hold the students, their optimizers and the teachers
+//! (`teacher-seg.bpk`, `teacher-cls.bpk`).
 
-super::placeholder::not_yet!(MeanTeacher, "mean-teacher");
+use std::path::Path;
+
+use burn::module::Module;
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, Tensor};
+use semisono_nn::losses::DiceLoss;
+use semisono_nn::nets::{ClsModel, SegModel};
+use semisono_nn::saliency::vanilla_saliency;
+
+use crate::config::{MeanTeacherConfig, TrainConfig};
+use crate::error::{Result, TrainError};
+use crate::loader::{ImageBatch, TrainBatch};
+use crate::schedule::sigmoid_rampup;
+
+use super::common::{
+    hermes_dice, images_tensor, load_extra_module, save_extra_module, scalar, sup_cls_loss,
+    sup_seg_loss, Networks,
+};
+use super::ema::{ema_decay, ema_update};
+use super::{Predictions, SslMethod, StepContext, StepLosses};
+
+const TEACHER_SEG_FILE: &str = "teacher-seg.bpk";
+const TEACHER_CLS_FILE: &str = "teacher-cls.bpk";
+
+pub struct MeanTeacher {
+    /// The students and their optimizers.
+    nets: Networks,
+    teacher_seg: Option<SegModel>,
+    teacher_cls: Option<ClsModel>,
+    cfg: MeanTeacherConfig,
+    total_steps: u64,
+    dice: DiceLoss,
+}
+
+/// The weight `weight · ρ(t, fraction · steps)` of a ramped unlabeled term at 1-based `step`
+/// (`fraction` = 0: no ramp). Shared with `cps`.
+pub fn ramped_weight(weight: f64, fraction: f64, step: u64, steps: u64) -> f64 {
+    weight * sigmoid_rampup(step as f64, fraction * steps as f64)
+}
+
+/// Mean Teacher's consistency: the mean over every element of
+/// `(softmax(student_logits, 1) − teacher_probs)²`. `teacher_probs` is a constant (no gradient
+/// flows into it). Works for `[N, K]` image logits and `[N, K, H, W]` pixel logits alike.
+pub fn softmax_mse<const D: usize>(
+    student_logits: Tensor<D>,
+    teacher_probs: Tensor<D>,
+) -> Tensor<1> {
+    (softmax(student_logits, 1) - teacher_probs.detach())
+        .powi_scalar(2)
+        .mean()
+}
+
+/// Rejects configurations Mean Teacher cannot run.
+pub(super) fn need_unlabeled(cfg: &TrainConfig, method: &str) -> Result<()> {
+    if cfg.batch_unlabeled == 0 {
+        return Err(TrainError::config(
+            "batch_unlabeled",
+            format!("{method} needs unlabeled batches (batch_unlabeled > 0)"),
+        ));
+    }
+    Ok(())
+}
+
+impl MeanTeacher {
+    pub fn new(cfg: &TrainConfig, device: &Device) -> Result<Self> {
+        need_unlabeled(cfg, "mean-teacher")?;
+        let nets = Networks::new(cfg, device)?;
+        // Teachers of the same architecture, then set equal to the students: a fresh module
+        // rather than a clone, because a cloned module shares its BatchNorm running state with
+        // the original, and the EMA would then overwrite the student's statistics.
+        let mut plain = cfg.clone();
+        plain.model.seg_pretrained = None;
+        plain.model.cls_pretrained = None;
+        let fresh = Networks::new(&plain, device)?;
+        let teacher_seg = fresh
+            .seg
+            .zip(nets.seg.as_ref())
+            .map(|(t, s)| ema_update(t, s, 0.0));
+        let teacher_cls = fresh
+            .cls
+            .zip(nets.cls.as_ref())
+            .map(|(t, s)| ema_update(t, s, 0.0));
+        Ok(MeanTeacher {
+            nets,
+            teacher_seg,
+            teacher_cls,
+            cfg: cfg.mean_teacher.clone(),
+            total_steps: cfg.steps,
+            dice: hermes_dice(cfg.model.seg_classes),
+        })
+    }
+
+    /// The students' probabilities (evaluation mode), for comparison with the teachers'.
+    pub fn student_forward(&self, images: &ImageBatch) -> Predictions {
+        self.nets.eval_forward(images)
+    }
+
+    /// The consistency weight of 1-based `step`.
+    pub fn consistency_weight(&self, step: u64) -> f64 {
+        ramped_weight(
+            self.cfg.consistency_weight,
+            self.cfg.consistency_rampup,
+            step,
+            self.total_steps,
+        )
+    }
+
+    /// `teacher ← α·teacher + (1 − α)·student` for both networks.
+    fn update_teachers(&mut self, alpha: f64) {
+        if let (Some(t), Some(s)) = (self.teacher_seg.take(), self.nets.seg.as_ref()) {
+            // The step's BN update is pending until synced, and visiting reads the synced value
+            // only: `valid()` syncs the (shared) running state first.
+            let _ = s.valid();
+            self.teacher_seg = Some(ema_update(t, s, alpha));
+        }
+        if let (Some(t), Some(s)) = (self.teacher_cls.take(), self.nets.cls.as_ref()) {
+            let _ = s.valid();
+            self.teacher_cls = Some(ema_update(t, s, alpha));
+        }
+    }
+}
+
+impl SslMethod for MeanTeacher {
+    fn name(&self) -> &'static str {
+        "mean-teacher"
+    }
+
+    fn step(&mut self, batch: &TrainBatch, ctx: &StepContext) -> Result<StepLosses> {
+        let unl = batch.unlabeled.as_ref().ok_or_else(|| {
+            TrainError::config("batch_unlabeled", "mean-teacher needs unlabeled batches")
+        })?;
+        let d = &self.nets.device;
+        let plain = d.clone().without_autodiff();
+        let n_l = batch.labeled.images.n;
+        let n_u = unl.strong.n;
+        let x = Tensor::cat(
+            vec![
+                images_tensor(&batch.labeled.images, d),
+                images_tensor(&unl.strong, d),
+            ],
+            0,
+        );
+        let x_w = images_tensor(&unl.weak, &plain);
+        let w = self.consistency_weight(batch.step);
+        let mut out = StepLosses::default();
+        out.stats.push(("consistency_weight", w));
+
+        let seg_total = match (self.nets.seg.as_ref(), self.teacher_seg.as_ref()) {
+            (Some(seg), Some(teacher)) => {
+                let logits = seg.forward_logits(x.clone());
+                let (sup, ce, dl) =
+                    sup_seg_loss(logits.clone().narrow(0, 0, n_l), &batch.labeled, &self.dice);
+                let target = softmax(teacher.valid().forward_logits(x_w.clone()), 1).autodiff();
+                let cons = softmax_mse(logits.narrow(0, n_l, n_u), target);
+                out.losses.push(("seg_sup", scalar(&sup)));
+                out.losses.push(("seg_ce", scalar(&ce)));
+                out.losses.push(("seg_dice", scalar(&dl)));
+                out.losses.push(("seg_consistency", scalar(&cons)));
+                Some(sup + cons.mul_scalar(w))
+            }
+            _ => None,
+        };
+        let cls_total = match (self.nets.cls.as_ref(), self.teacher_cls.as_ref()) {
+            (Some(cls), Some(teacher)) => {
+                let logits = cls.forward_logits(x);
+                let sup = sup_cls_loss(logits.clone().narrow(0, 0, n_l), &batch.labeled.labels);
+                let target = softmax(teacher.valid().forward_logits(x_w), 1).autodiff();
+                let cons = softmax_mse(logits.narrow(0, n_l, n_u), target);
+                out.losses.push(("cls_sup", scalar(&sup)));
+                out.losses.push(("cls_consistency", scalar(&cons)));
+                Some(sup + cons.mul_scalar(w))
+            }
+            _ => None,
+        };
+        self.nets
+            .apply(batch.step, seg_total, cls_total, ctx, &mut out)?;
+        let alpha = ema_decay(self.cfg.ema_alpha, batch.step);
+        self.update_teachers(alpha);
+        out.stats.push(("ema_decay", alpha));
+        Ok(out)
+    }
+
+    /// The teachers' probabilities.
+    fn eval_forward(&self, images: &ImageBatch) -> Predictions {
+        let x = images_tensor(images, &self.nets.device.clone().without_autodiff());
+        Predictions {
+            seg_probs: self
+                .teacher_seg
+                .as_ref()
+                .map(|m| softmax(m.valid().forward_logits(x.clone()), 1)),
+            cls_probs: self
+                .teacher_cls
+                .as_ref()
+                .map(|m| softmax(m.valid().forward_logits(x.clone()), 1)),
+        }
+    }
+
+    /// The teacher classifier's vanilla saliency.
+    fn saliency(&self, images: &ImageBatch) -> Option<Tensor<3>> {
+        let cls = self.teacher_cls.as_ref()?.valid();
+        let x = images_tensor(images, &self.nets.device.clone().without_autodiff());
+        Some(vanilla_saliency(x, |x| cls.forward_logits(x)).map)
+    }
+
+    fn save(&self, dir: &Path) -> Result<()> {
+        self.nets.save(dir)?;
+        if let Some(t) = &self.teacher_seg {
+            save_extra_module(t, &dir.join(TEACHER_SEG_FILE))?;
+        }
+        if let Some(t) = &self.teacher_cls {
+            save_extra_module(t, &dir.join(TEACHER_CLS_FILE))?;
+        }
+        Ok(())
+    }
+
+    fn load(&mut self, dir: &Path) -> Result<()> {
+        self.nets.load(dir)?;
+        if let Some(t) = self.teacher_seg.as_mut() {
+            load_extra_module(t, &dir.join(TEACHER_SEG_FILE))?;
+        }
+        if let Some(t) = self.teacher_cls.as_mut() {
+            load_extra_module(t, &dir.join(TEACHER_CLS_FILE))?;
+        }
+        Ok(())
+    }
+}
