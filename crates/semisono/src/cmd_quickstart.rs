@@ -9,11 +9,11 @@ use anyhow::Result;
 use clap::Args;
 use semisono_data::split::{Part, Split};
 use semisono_data::Dataset;
-use semisono_train::config::TrainConfig;
-use semisono_train::eval::{self, EvalReport};
+use semisono_train::eval::EvalReport;
 
+use crate::cell::{self, PhantomSpec};
 use crate::cmd_predict::{predict_inputs, Input, PredictOptions};
-use crate::{cmd_split, cmd_synth, cmd_train};
+use crate::{cmd_split, cmd_train};
 
 #[derive(Args, Debug)]
 pub struct QuickstartArgs {
@@ -40,27 +40,10 @@ pub struct QuickstartArgs {
     pub overwrite: bool,
 }
 
-fn fmt(v: Option<f64>) -> String {
-    v.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into())
-}
-
+/// One row of the quickstart table: the headline metrics and the training time.
 fn table_row(method: &str, r: &EvalReport, secs: f64) -> String {
-    let s = &r.summary;
-    let seg = s.seg.as_ref();
-    let f1 = s
-        .cls
-        .as_ref()
-        .and_then(|c| c.macro_avg.as_ref().ok())
-        .map(|p| p.f1);
-    format!(
-        "| {method} | {} | {} | {} | {} | {} | {} | {secs:.0} |",
-        fmt(seg.and_then(|g| g.dice.mean)),
-        fmt(seg.and_then(|g| g.jaccard.mean)),
-        fmt(seg.and_then(|g| g.hd95.mean)),
-        fmt(s.accuracy),
-        fmt(f1),
-        fmt(s.auc)
-    )
+    let cells: Vec<String> = cell::headline_of(r).into_iter().map(cell::fmt3).collect();
+    format!("| {method} | {} | {secs:.0} |", cells.join(" | "))
 }
 
 pub fn run(args: QuickstartArgs) -> Result<()> {
@@ -74,62 +57,33 @@ pub fn run(args: QuickstartArgs) -> Result<()> {
         }
         std::fs::remove_dir_all(&args.out)?;
     }
+    let budget = cmd_split::parse_budget(&args.labeled)?;
     std::fs::create_dir_all(&args.out)?;
     let dataset = args.out.join("phantom");
-    cmd_synth::run(cmd_synth::SynthArgs {
-        out: dataset.clone(),
-        count: args.count,
-        size: Some(128),
-        config: None,
-        preset: None,
-        probe: Some("mixed".into()),
-        classes: Some("binary".into()),
-        overlap: None,
-        label_noise: None,
-        ambiguous_fraction: None,
-        seed: Some(args.seed),
-        hermes: None,
-        hermes_labeled: "10%".into(),
-        overwrite: false,
-    })?;
-    let split = args.out.join("split.json");
-    cmd_split::run(cmd_split::SplitArgs {
-        dataset: dataset.clone(),
-        out: Some(split.clone()),
-        labeled: args.labeled.clone(),
-        val: 0.1,
-        test: 0.2,
-        seed: args.seed,
-        protocol: "clean".into(),
-        folds: None,
-        no_stratify: false,
-        verify: None,
-        overwrite: false,
-    })?;
+    PhantomSpec::quickstart(args.count, args.seed).synth(&dataset)?;
+    let split_path = args.out.join("split.json");
+    let ds = Dataset::open(&dataset)?;
+    let split = cell::make_split(&ds, budget, 0.1, 0.2, args.seed)?;
+    split.save(&split_path)?;
+    println!("{}: {}", split_path.display(), split.summary(&ds));
 
     let mut table = String::from(
         "| method | Dice | IoU | HD95 (mm) | accuracy | F1 (macro) | AUC | train s |\n\
          |---|---|---|---|---|---|---|---|\n",
     );
     for method in &args.methods {
-        let mut cfg = TrainConfig::preset("quickstart-cpu")?;
-        cfg.set("method", method)?;
-        cfg.seed = args.seed;
-        cfg.data.dataset = dataset.clone();
-        cfg.data.split = split.clone();
-        for o in &args.overrides {
-            cfg.apply_override(o)?;
-        }
+        let cfg = cell::cell_config(
+            "quickstart-cpu",
+            method,
+            args.seed,
+            &dataset,
+            &split_path,
+            &args.overrides,
+        )?;
         let run = args.out.join("runs").join(method);
-        let t = Instant::now();
-        cmd_train::run_training(&cfg, &run, false, method)?;
-        let secs = t.elapsed().as_secs_f64();
-        let report = cmd_train::evaluate_run(&run, None, Part::Test, "clean")?;
-        let eval_dir = run.join("eval").join("test");
-        std::fs::create_dir_all(&eval_dir)?;
-        eval::write_report(&eval_dir, &report)?;
+        let (report, secs) = cell::train_and_eval(&cfg, &run, false, method)?;
         println!("{method}: {}", cmd_train::summary_line(&report));
-        predict_test_images(&run, &dataset, &split)?;
+        predict_test_images(&run, &ds, &split)?;
         let _ = writeln!(table, "{}", table_row(method, &report, secs));
     }
     let report_path = args.out.join("report.md");
@@ -153,9 +107,7 @@ pub fn run(args: QuickstartArgs) -> Result<()> {
 }
 
 /// Masks, overlays against the ground truth and saliency maps of the test images, for looking at.
-fn predict_test_images(run: &Path, dataset: &Path, split: &Path) -> Result<()> {
-    let ds = Dataset::open(dataset)?;
-    let split = Split::load(split)?;
+fn predict_test_images(run: &Path, ds: &Dataset, split: &Split) -> Result<()> {
     let inputs: Vec<Input> = split
         .part(Part::Test)
         .iter()

@@ -2,15 +2,19 @@
 //!
 //! Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input (see `exit`).
 
+mod cell;
 mod cmd_bench;
 mod cmd_eval_masks;
+mod cmd_experiment;
 mod cmd_import;
 mod cmd_predict;
 mod cmd_quickstart;
+mod cmd_report;
 mod cmd_split;
 mod cmd_synth;
 mod cmd_train;
 mod exit;
+mod report_html;
 mod seg_report;
 
 use std::process::ExitCode;
@@ -26,7 +30,7 @@ use clap::{Parser, Subcommand};
         Pipeline: synth/import -> split -> train -> eval/predict -> report.\n\
         Start with `semisono quickstart`, or step by step `semisono synth --out data/phantom`, \
         `semisono split --dataset data/phantom`, `semisono train ...`, `semisono eval --run ...`, \
-        `semisono predict --run ... --input ...`."
+        `semisono predict --run ... --input ...`; comparisons with `semisono experiment --config FILE --out DIR`."
 )]
 struct Cli {
     /// Compute device for train, eval, predict, quickstart and bench: cpu, or cuda / wgpu in builds
@@ -57,6 +61,10 @@ enum Command {
     Predict(cmd_predict::PredictArgs),
     /// Phantom -> split -> train supervised and hermes -> eval -> one table, on the CPU preset.
     Quickstart(cmd_quickstart::QuickstartArgs),
+    /// Methods x label budgets x seeds from one experiment file, resumable, ending in the report.
+    Experiment(cmd_experiment::ExperimentArgs),
+    /// Run directories -> mean ± std table per method and label budget (Markdown, CSV, HTML).
+    Report(cmd_report::ReportArgs),
     /// Measure throughput of the CPU stages (phantom images/s, metric time per mask pair).
     Bench(cmd_bench::BenchArgs),
 }
@@ -87,6 +95,8 @@ fn main() -> ExitCode {
         Command::Eval(a) => cmd_train::run_eval(a),
         Command::Predict(a) => cmd_predict::run(a),
         Command::Quickstart(a) => cmd_quickstart::run(a),
+        Command::Experiment(a) => cmd_experiment::run(a),
+        Command::Report(a) => cmd_report::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
