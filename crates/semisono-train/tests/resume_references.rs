@@ -1,0 +1,164 @@
+//! `mean-teacher`, `fixmatch` and `cps` stopped at step 2 and resumed must end bit-identical to an
+//! uninterrupted run (CPU, same seed): the students, the teachers, the second CPS pair, every
+//! optimizer state, the logged losses and the evaluation probabilities. One test running the three
+//! methods in turn, in its own binary, because the CPU backend's random generator is
+//! process-global.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+use burn::store::{BurnpackStore, ModuleStore};
+use semisono_data::split::{Part, Split};
+use semisono_data::Dataset;
+use semisono_train::config::Task;
+use semisono_train::loader::{Loader, LoaderConfig};
+use semisono_train::trainer::{load_run, train, train_with, TrainOptions};
+
+use common::{tiny_config, write_toy};
+
+/// Every file of a checkpoint directory, recursively (`cps-second/` too). `.bpk` files as their
+/// tensors' bytes: model tensors keyed by path, optimizer tensors (named by each parameter's
+/// random id, which differs between processes) as a sorted list. Other files whole.
+fn checkpoint_contents(dir: &Path, prefix: &str, out: &mut BTreeMap<String, Vec<Vec<u8>>>) {
+    for p in fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()) {
+        let name = format!("{prefix}{}", p.file_name().unwrap().to_string_lossy());
+        if p.is_dir() {
+            checkpoint_contents(&p, &format!("{name}/"), out);
+        } else if p.extension().is_some_and(|e| e == "bpk") {
+            let mut store = BurnpackStore::from_file(&p).auto_extension(false);
+            let by_id = name.contains("optim");
+            let mut v: Vec<Vec<u8>> = store
+                .get_all_tensors()
+                .unwrap()
+                .iter()
+                .map(|(key, t)| {
+                    let mut bytes = if by_id {
+                        vec![]
+                    } else {
+                        key.as_bytes().to_vec()
+                    };
+                    bytes.extend_from_slice(&t.to_bytes().unwrap());
+                    bytes
+                })
+                .collect();
+            v.sort();
+            assert!(!v.is_empty(), "{name} holds tensors");
+            out.insert(name, v);
+        } else {
+            out.insert(name, vec![fs::read(&p).unwrap()]);
+        }
+    }
+}
+
+fn train_losses(run: &Path) -> Vec<String> {
+    fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["kind"] == "train")
+        .map(|v| format!("{} {}", v["losses"], v["stats"]))
+        .collect()
+}
+
+fn bits<const D: usize>(t: Option<burn::tensor::Tensor<D>>) -> Vec<u32> {
+    let data = t.unwrap().into_data().try_to_vec::<f32>().unwrap();
+    data.iter().map(|v| v.to_bits()).collect()
+}
+
+/// Files each method's checkpoint must hold besides `state.json` and the first pair.
+fn extra_files(method: &str) -> &'static [&'static str] {
+    match method {
+        "mean-teacher" => &["teacher-seg.bpk", "teacher-cls.bpk"],
+        "cps" => &[
+            "cps-second/seg.bpk",
+            "cps-second/cls.bpk",
+            "cps-second/seg-optim.bpk",
+            "cps-second/cls-optim.bpk",
+        ],
+        _ => &[],
+    }
+}
+
+#[test]
+fn reference_methods_resume_bit_identically() {
+    for method in ["mean-teacher", "fixmatch", "cps"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (ds, split) = write_toy(dir.path());
+        let mut cfg = tiny_config(method, &ds, &split);
+        cfg.task = Task::Both;
+        // Low thresholds so that FixMatch's pseudo-labels are kept from the start and steps 3–4
+        // depend on them.
+        cfg.fixmatch.cls_threshold = 0.5;
+        cfg.fixmatch.seg_threshold = 0.5;
+
+        let full = dir.path().join("full");
+        train(&cfg, &full, false, &mut |_| {}).unwrap();
+        let parts = dir.path().join("parts");
+        let stop = TrainOptions {
+            stop_after: Some(2),
+            ..TrainOptions::default()
+        };
+        assert_eq!(
+            train_with(&cfg, &parts, &stop, &mut |_| {})
+                .unwrap()
+                .last_step,
+            2
+        );
+        let mut resumed = vec![];
+        train(&cfg, &parts, true, &mut |p| resumed.push(p.step)).unwrap();
+        assert_eq!(resumed, vec![3, 4], "{method}");
+
+        let (mut a, mut b) = (BTreeMap::new(), BTreeMap::new());
+        checkpoint_contents(&full.join("checkpoints/last"), "", &mut a);
+        checkpoint_contents(&parts.join("checkpoints/last"), "", &mut b);
+        for f in [
+            "state.json",
+            "seg.bpk",
+            "cls.bpk",
+            "seg-optim.bpk",
+            "cls-optim.bpk",
+        ]
+        .iter()
+        .chain(extra_files(method))
+        {
+            assert!(a.contains_key(*f), "{method}: {f} missing: {:?}", a.keys());
+        }
+        assert_eq!(
+            a.keys().collect::<Vec<_>>(),
+            b.keys().collect::<Vec<_>>(),
+            "{method}"
+        );
+        for (name, v) in &a {
+            assert!(
+                b[name] == *v,
+                "{method}: {name} differs after stop + resume"
+            );
+        }
+        let losses = train_losses(&full);
+        assert_eq!(losses.len(), 4);
+        assert_eq!(losses, train_losses(&parts), "{method}");
+
+        // Through the networks each method evaluates with (the teachers for Mean Teacher).
+        let (cfg_a, ma) = load_run(&full, Some("last")).unwrap();
+        let (_, mb) = load_run(&parts, Some("last")).unwrap();
+        let loader = Loader::new(
+            &Dataset::open(&ds).unwrap(),
+            &Split::load(&split).unwrap(),
+            LoaderConfig::from_config(&cfg_a),
+        )
+        .unwrap();
+        let x = loader.eval_batch(Part::Test, 0).batch.images;
+        let (pa, pb) = (ma.eval_forward(&x), mb.eval_forward(&x));
+        assert!(
+            bits(pa.seg_probs) == bits(pb.seg_probs),
+            "{method}: segmenter"
+        );
+        assert!(
+            bits(pa.cls_probs) == bits(pb.cls_probs),
+            "{method}: classifier"
+        );
+    }
+}
