@@ -155,7 +155,7 @@ impl Src<'_> {
     }
 }
 
-fn check_override(arg: &str, preset: &str) -> std::result::Result<(), String> {
+fn check_grid_key(arg: &str) -> std::result::Result<(), String> {
     let key = arg.split_once('=').map(|(k, _)| k.trim()).unwrap_or(arg);
     if GRID_KEYS.contains(&key) {
         return Err(format!(
@@ -163,13 +163,50 @@ fn check_override(arg: &str, preset: &str) -> std::result::Result<(), String> {
              remove this override"
         ));
     }
-    let mut cfg = TrainConfig::preset(preset).map_err(|e| e.to_string())?;
-    cfg.apply_override(arg).map_err(|e| e.to_string())
+    Ok(())
 }
 
-/// Parses and checks an experiment file's text (`path` only names it in messages). Dataset
-/// directories are made absolute against the current directory.
-pub fn parse(text: &str, path: &Path) -> Result<Experiment> {
+/// An override and where it came from: (argument, location for messages, list name).
+type Located = (String, String, String);
+
+/// Applies the overrides of each method's cells in order (experiment `set`, the method's `set`,
+/// then the command line), on the preset with that method, as the cells will: an override may be
+/// valid only for some methods or only after an earlier one. The first failing one is named.
+fn check_overrides(
+    preset: &str,
+    methods: &[String],
+    common: &[Located],
+    per_method: &BTreeMap<String, Vec<Located>>,
+    cli: &[Located],
+) -> Result<()> {
+    // A table of a method outside the grid trains no cell: only its own keys are checked.
+    let outside = per_method.keys().filter(|m| !methods.contains(m));
+    for (m, in_grid) in methods
+        .iter()
+        .map(|m| (m, true))
+        .chain(outside.map(|m| (m, false)))
+    {
+        let mut cfg = TrainConfig::preset(preset)?;
+        cfg.set("method", m)?;
+        let own = per_method.get(m).map(Vec::as_slice).unwrap_or(&[]);
+        let (common, cli) = if in_grid {
+            (common, cli)
+        } else {
+            (&[][..], &[][..])
+        };
+        for (arg, at, list) in common.iter().chain(own).chain(cli) {
+            check_grid_key(arg)
+                .and_then(|_| cfg.apply_override(arg).map_err(|e| e.to_string()))
+                .map_err(|e| bad_input!("{at}: {list}: for method {m:?}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Parses and checks an experiment file's text (`path` only names it in messages), with the
+/// command line's overrides appended to `set`. Dataset directories are made absolute against the
+/// current directory.
+pub fn parse(text: &str, path: &Path, cli: &[String]) -> Result<Experiment> {
     let src = Src { path, text };
     let raw: RawFile = toml::from_str(text).map_err(|e| {
         let at = match e.span() {
@@ -278,29 +315,40 @@ pub fn parse(text: &str, path: &Path) -> Result<Experiment> {
         None => "quickstart-cpu".to_string(),
     };
 
-    let mut set = Vec::new();
-    for o in &ex.set {
-        check_override(o.get_ref(), &preset)
-            .map_err(|e| bad_input!("{}: experiment.set: {e}", src.at(&o.span())))?;
-        set.push(o.get_ref().clone());
-    }
-    let mut method_set = BTreeMap::new();
+    let located = |list: &str, v: &[Spanned<String>]| -> Vec<Located> {
+        v.iter()
+            .map(|o| (o.get_ref().clone(), src.at(&o.span()), list.to_string()))
+            .collect()
+    };
+    let common = located("experiment.set", &ex.set);
+    let mut per_method = BTreeMap::new();
     for (name, m) in &raw.method {
-        let at = src.at_line_starting(&format!("[method.{name}]"));
         if !methods::REGISTERED.contains(&name.as_str()) {
             return Err(bad_input!(
-                "{at}: [method.{name}]: unknown method {name:?}; valid methods: {}",
+                "{}: [method.{name}]: unknown method {name:?}; valid methods: {}",
+                src.at_line_starting(&format!("[method.{name}]")),
                 methods::REGISTERED.join(", ")
             ));
         }
-        let mut v = Vec::new();
-        for o in &m.set {
-            check_override(o.get_ref(), &preset)
-                .map_err(|e| bad_input!("{}: method.{name}.set: {e}", src.at(&o.span())))?;
-            v.push(o.get_ref().clone());
-        }
-        method_set.insert(name.clone(), v);
+        per_method.insert(name.clone(), located(&format!("method.{name}.set"), &m.set));
     }
+    let cli_located: Vec<Located> = cli
+        .iter()
+        .map(|o| {
+            (
+                o.clone(),
+                format!("--set {o:?}"),
+                "command line".to_string(),
+            )
+        })
+        .collect();
+    check_overrides(&preset, &methods_out, &common, &per_method, &cli_located)?;
+    let mut set: Vec<String> = common.into_iter().map(|(a, _, _)| a).collect();
+    set.extend(cli.iter().cloned());
+    let method_set: BTreeMap<String, Vec<String>> = per_method
+        .into_iter()
+        .map(|(m, v)| (m, v.into_iter().map(|(a, _, _)| a).collect()))
+        .collect();
 
     let data = match raw.dataset {
         Some(RawDataset {
@@ -583,10 +631,18 @@ fn plan(exp: &Experiment, out: &Path, dataset: &Path, src: &Src) -> Result<Vec<C
 }
 
 /// A cell trained earlier is reused only if the experiment still asks for exactly its
-/// configuration; otherwise the table would mix two experiments.
+/// configuration; otherwise the table would mix two experiments. A finished cell's file is read
+/// back through the configuration type first, so a key added to semisono since (with its default)
+/// is no difference; a stopped cell must match the text exactly, as the trainer's resume requires.
 fn check_cell_config(c: &Cell) -> Result<()> {
     let path = c.run.join(semisono_train::trainer::CONFIG_FILE);
-    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let old = match c.state {
+        CellState::Finished => TrainConfig::from_toml_str(&text, None)
+            .and_then(|cfg| cfg.to_toml())
+            .unwrap_or(text),
+        _ => text,
+    };
     let new = c.cfg.to_toml()?;
     if old != new {
         return Err(bad_input!(
@@ -642,11 +698,7 @@ pub fn run(args: ExperimentArgs) -> Result<()> {
         path: &args.config,
         text: &text,
     };
-    let mut exp = parse(&text, &args.config)?;
-    for o in &args.overrides {
-        check_override(o, &exp.preset).map_err(|e| bad_input!("--set {o:?}: {e}"))?;
-        exp.set.push(o.clone());
-    }
+    let exp = parse(&text, &args.config, &args.overrides)?;
     let out = std::path::absolute(&args.out)
         .map_err(|e| bad_input!("--out {}: {e}", args.out.display()))?;
 
@@ -654,7 +706,7 @@ pub fn run(args: ExperimentArgs) -> Result<()> {
     let resolved_path = out.join(EXPERIMENT_FILE);
     if resolved_path.is_file() {
         let old_text = std::fs::read_to_string(&resolved_path)?;
-        let old = parse(&old_text, &resolved_path)?;
+        let old = parse(&old_text, &resolved_path, &[])?;
         if old.data_toml() != exp.data_toml() {
             return Err(bad_input!(
                 "{}: the dataset or split settings differ from {} ({}); choose a new --out",
@@ -836,20 +888,44 @@ set = ["hermes.image_contrast=false"]
 "#;
 
     fn err(text: &str) -> String {
-        format!("{:#}", parse(text, Path::new("x.toml")).unwrap_err())
+        format!("{:#}", parse(text, Path::new("x.toml"), &[]).unwrap_err())
     }
 
     #[test]
     fn parses_and_round_trips() {
-        let e = parse(FILE, Path::new("x.toml")).unwrap();
+        let e = parse(FILE, Path::new("x.toml"), &["steps=4".into()]).unwrap();
+        assert_eq!(e.set, ["steps=3", "steps=4"]);
         assert_eq!(e.methods, ["supervised", "hermes"]);
         assert_eq!(
             e.budgets,
             [Budget::Ratio(0.05), Budget::Ratio(0.1), Budget::Count(20)]
         );
         assert_eq!(e.preset, "quickstart-cpu");
-        let again = parse(&e.to_toml(), Path::new("resolved.toml")).unwrap();
+        let again = parse(&e.to_toml(), Path::new("resolved.toml"), &[]).unwrap();
         assert_eq!(again, e);
+    }
+
+    #[test]
+    fn overrides_are_checked_per_method_and_in_order() {
+        // Valid for supervised only: named with the method it fails for.
+        let only_sup = FILE.replace("steps=3", "batch_unlabeled=0");
+        let m = err(&only_sup);
+        assert!(m.contains("x.toml:6:") && m.contains("\"hermes\""), "{m}");
+        let sup = only_sup.replace(
+            "methods = [\"supervised\", \"hermes\"]",
+            "methods = [\"supervised\"]",
+        );
+        let e = parse(&sup, Path::new("x.toml"), &[]).unwrap();
+        assert_eq!(e.set, ["batch_unlabeled=0"]);
+        // A per-method override comes after the common ones, a command-line one after both.
+        let m = format!(
+            "{:#}",
+            parse(&sup, Path::new("x.toml"), &["method=hermes".into()]).unwrap_err()
+        );
+        assert!(
+            m.contains("--set") && m.contains("set by the experiment"),
+            "{m}"
+        );
     }
 
     #[test]

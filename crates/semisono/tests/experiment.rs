@@ -371,3 +371,41 @@ fn bad_experiment_files_exit_2_and_write_nothing() {
     );
     assert!(!d.join("exp").exists() && !d.join("rep").exists());
 }
+
+#[test]
+fn existing_dataset_dir_with_a_count_budget() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    synth(d, "ds", "30"); // three classes (normal / benign / malignant), 64x64
+    let grid = |extra: &str| {
+        format!(
+            "[experiment]\nmethods = [\"supervised\"]\nlabeled = [6]\nseeds = [4]\n\
+             set = [\"steps=2\", \"image_size=32\", \"batch_labeled=2\", \"batch_unlabeled=0\", \
+             \"model.width_multiplier=0.125\"{extra}]\n\n[dataset]\ndir = \"ds\"\n"
+        )
+    };
+    // The quickstart preset's classifier has 2 classes; the dataset has 3.
+    std::fs::write(d.join("g.toml"), grid("")).unwrap();
+    assert_bad_input(
+        &semisono(&["experiment", "--config", "g.toml", "--out", "exp"], d),
+        &["g.toml", "3 classes", "model.num_classes=3"],
+    );
+    assert!(!d.join("exp").exists());
+
+    std::fs::write(d.join("g.toml"), grid(", \"model.num_classes=3\"")).unwrap();
+    let o = semisono(&["experiment", "--config", "g.toml", "--out", "exp"], d);
+    assert_ok(&o);
+    assert!(stdout(&o).contains("1 cells: 1 trained"), "{}", stdout(&o));
+    assert!(d.join("exp/splits/labeled-6-seed4.json").is_file());
+    assert!(
+        !d.join("exp/phantom").exists(),
+        "no phantom with a dataset dir"
+    );
+    let split: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(d.join("exp/runs/supervised/6/seed4/split.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(split["labeled"].as_array().unwrap().len(), 6);
+    let md = read(&d.join("exp/table.md"));
+    assert!(md.contains("| supervised | 6 | 1 |"), "{md}");
+}
