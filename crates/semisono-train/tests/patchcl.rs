@@ -244,31 +244,36 @@ fn non_finite_loss_changes_nothing() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let (ds, split) = write_toy(dir.path());
-    let cfg = patchcl_config(&ds, &split);
-    let loader = loader(&cfg, &ds, &split);
-    let mut m = methods::create(&cfg, &methods::default_device()).unwrap();
-    m.step(&loader.train_batch(1), &StepContext::default())
-        .unwrap();
-    // Weights, optimizer state, queues and filter as saved; the forward passes of the failed step
-    // do move the BN running statistics (as in every method), so those are left out.
-    let saved = |m: &dyn methods::SslMethod| {
-        let dir = tempfile::tempdir().unwrap();
-        m.save(dir.path()).unwrap();
-        let c = checkpoint_contents(dir.path(), true);
-        assert!(c.len() >= 6, "{:?}", c.keys());
-        c
-    };
-    let before = saved(m.as_ref());
-    let nan = StepContext { inject_nan: true };
-    let err = m.step(&loader.train_batch(2), &nan).unwrap_err();
-    assert!(
-        matches!(&err, TrainError::NonFinite { step: 2, term, .. } if term == "seg_total"),
-        "{err}"
-    );
-    assert!(
-        saved(m.as_ref()) == before,
-        "a failed step changed the state"
-    );
+    // With a classifier its own update checks every term too; without one the segmenter's check
+    // is the only guard.
+    for (task, files) in [(Task::Both, 6), (Task::Segmentation, 4)] {
+        let mut cfg = patchcl_config(&ds, &split);
+        cfg.task = task;
+        let loader = loader(&cfg, &ds, &split);
+        let mut m = methods::create(&cfg, &methods::default_device()).unwrap();
+        m.step(&loader.train_batch(1), &StepContext::default())
+            .unwrap();
+        // Weights, optimizer state, queues and filter as saved; the forward passes of the failed
+        // step do move the BN running statistics (as in every method), so those are left out.
+        let saved = |m: &dyn methods::SslMethod| {
+            let dir = tempfile::tempdir().unwrap();
+            m.save(dir.path()).unwrap();
+            let c = checkpoint_contents(dir.path(), true);
+            assert_eq!(c.len(), files, "{:?}", c.keys());
+            c
+        };
+        let before = saved(m.as_ref());
+        let nan = StepContext { inject_nan: true };
+        let err = m.step(&loader.train_batch(2), &nan).unwrap_err();
+        assert!(
+            matches!(&err, TrainError::NonFinite { step: 2, term, .. } if term == "seg_total"),
+            "{task:?}: {err}"
+        );
+        assert!(
+            saved(m.as_ref()) == before,
+            "{task:?}: a failed step changed the state"
+        );
+    }
 }
 
 /// Every file of a checkpoint: model tensors by name, optimizer tensors (keyed by per-process
