@@ -33,8 +33,8 @@ use clap::{Parser, Subcommand};
         `semisono predict --run ... --input ...`; comparisons with `semisono experiment --config FILE --out DIR`."
 )]
 struct Cli {
-    /// Compute device for train, eval, predict, quickstart and bench: cpu, or cuda / wgpu in builds
-    /// with those features (default: $SEMISONO_DEVICE, else cpu).
+    /// Compute device for train, eval, predict, quickstart, experiment and bench: cpu, or cuda / wgpu
+    /// in builds with those features (default: $SEMISONO_DEVICE, else cpu).
     #[arg(long, global = true)]
     device: Option<String>,
     #[command(subcommand)]
