@@ -168,6 +168,8 @@ impl TrainConfig {
         super::references::check(self)?;
         // ---- [patchcl]: checks live in config/patchcl.rs ----
         self.patchcl.check(self.image_size, self.method == "patchcl")?;
+        // ---- [mlrpl]: checks live in config/mlrpl.rs ----
+        self.mlrpl.check()?;
         Ok(())
     }
 }
