@@ -14,7 +14,6 @@ pub mod hermes;
 pub mod mean_teacher;
 pub mod mlrpl;
 pub mod patchcl;
-mod placeholder;
 pub mod supervised;
 
 use std::path::Path;
