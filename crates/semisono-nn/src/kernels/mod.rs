@@ -1,0 +1,194 @@
+//! CPU kernels that replace slow paths of Burn's `flex` backend (issue 5, CPU speed).
+//!
+//! [`conv2d`] has convolution forward, input gradient and weight gradient as one GEMM each per
+//! image chunk (`gemm` 0.19, the crate flex itself uses) with rayon over image chunks. The
+//! functions here wrap them for `Tensor<4>`: they read the tensor to the host, run the kernel and
+//! build a new tensor on the same device, so they are for tests and benchmarks. Wiring them into
+//! autodiff needs Burn's `extension` feature (a custom op with a handwritten backward for
+//! `Autodiff<Flex>`); see docs/benchmarks.md for why that is not done yet.
+
+pub mod conv2d;
+
+use burn::tensor::{Tensor, TensorData};
+
+pub use conv2d::Conv2dGeom;
+
+/// Stride, padding and dilation of a 2-D convolution (`groups` = 1, symmetric padding).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dParams {
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+}
+
+impl Conv2dParams {
+    pub fn new(stride: usize, padding: usize) -> Self {
+        Self {
+            stride: [stride; 2],
+            padding: [padding; 2],
+            dilation: [1, 1],
+        }
+    }
+
+    /// The geometry of this convolution on an input of shape `x` with weights of shape `w`.
+    pub fn geom(&self, x: [usize; 4], w: [usize; 4]) -> Conv2dGeom {
+        assert_eq!(
+            x[1], w[1],
+            "conv2d: input channels differ from the weight's (groups = 1)"
+        );
+        Conv2dGeom {
+            batch: x[0],
+            c_in: x[1],
+            h_in: x[2],
+            w_in: x[3],
+            c_out: w[0],
+            kernel: [w[2], w[3]],
+            stride: self.stride,
+            padding: self.padding,
+            dilation: self.dilation,
+        }
+    }
+}
+
+fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.try_into_vec_as::<f32>().expect("f32 tensor data")
+}
+
+/// `conv2d(x, w, bias)` through [`conv2d::conv2d_forward`].
+pub fn conv2d_forward(
+    x: Tensor<4>,
+    w: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    p: Conv2dParams,
+) -> Tensor<4> {
+    let device = x.device();
+    let g = p.geom(x.dims(), w.dims());
+    let [ho, wo] = g.out_hw();
+    let bias = bias.map(host);
+    let y = conv2d::conv2d_forward(&g, &host(x), &host(w), bias.as_deref());
+    Tensor::from_data(TensorData::new(y, [g.batch, g.c_out, ho, wo]), &device)
+}
+
+/// The gradient of `conv2d` with respect to its input, of shape `x_shape`.
+pub fn conv2d_x_grad(
+    x_shape: [usize; 4],
+    w: Tensor<4>,
+    dy: Tensor<4>,
+    p: Conv2dParams,
+) -> Tensor<4> {
+    let device = dy.device();
+    let g = p.geom(x_shape, w.dims());
+    let dx = conv2d::conv2d_x_grad(&g, &host(w), &host(dy));
+    Tensor::from_data(TensorData::new(dx, x_shape), &device)
+}
+
+/// The gradient of `conv2d` with respect to its weight, of shape `w_shape`.
+pub fn conv2d_w_grad(
+    x: Tensor<4>,
+    w_shape: [usize; 4],
+    dy: Tensor<4>,
+    p: Conv2dParams,
+) -> Tensor<4> {
+    let device = dy.device();
+    let g = p.geom(x.dims(), w_shape);
+    let dw = conv2d::conv2d_w_grad(&g, &host(x), &host(dy));
+    Tensor::from_data(TensorData::new(dw, w_shape), &device)
+}
+
+/// The gradient of `conv2d` with respect to its bias.
+pub fn conv2d_b_grad(dy: Tensor<4>) -> Tensor<1> {
+    let device = dy.device();
+    let [n, c, h, w] = dy.dims();
+    let g = Conv2dGeom {
+        batch: n,
+        c_in: 1,
+        h_in: h,
+        w_in: w,
+        c_out: c,
+        kernel: [1, 1],
+        stride: [1, 1],
+        padding: [0, 0],
+        dilation: [1, 1],
+    };
+    let db = conv2d::conv2d_b_grad(&g, &host(dy));
+    Tensor::from_data(TensorData::new(db, [c]), &device)
+}
+
+/// Runs `f` on a rayon pool of `threads` threads (benchmarks: the kernels' speed on one core
+/// against several).
+pub fn with_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+        .expect("rayon pool")
+        .install(f)
+}
+
+/// Burn's own conv2d backward, written out at the tensor level exactly as burn-backend 0.22.1's
+/// generic `conv2d_x_backward` / `conv2d_weight_backward` run it on `flex` (which overrides
+/// neither), so a benchmark can time the input and weight gradients separately. The tests check
+/// these against autodiff.
+pub mod stock {
+    use burn::tensor::module::{conv2d, conv_transpose2d};
+    use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+    use burn::tensor::Tensor;
+
+    use super::Conv2dParams;
+
+    fn options(p: Conv2dParams) -> ConvOptions<2> {
+        ConvOptions::new(p.stride, p.padding, p.dilation, 1)
+    }
+
+    /// burn-backend's `calculate_padding_out`: the input rows a strided forward dropped.
+    fn padding_out(k: usize, s: usize, pad: usize, d: usize, n_in: usize, n_out: usize) -> usize {
+        if s <= 1 {
+            return 0;
+        }
+        let span = (d * (k - 1) + 1) as i64;
+        let base = (n_out as i64 - 1) * s as i64 + span - 2 * pad as i64;
+        (n_in as i64 - base).max(0) as usize
+    }
+
+    /// Forward: flex's own conv2d.
+    pub fn forward(
+        x: Tensor<4>,
+        w: Tensor<4>,
+        bias: Option<Tensor<1>>,
+        p: Conv2dParams,
+    ) -> Tensor<4> {
+        conv2d(x, w, bias, options(p))
+    }
+
+    /// Input gradient: a transposed convolution of `dy` with `w`.
+    pub fn x_grad(x_shape: [usize; 4], w: Tensor<4>, dy: Tensor<4>, p: Conv2dParams) -> Tensor<4> {
+        let [_, _, kh, kw] = w.dims();
+        let [_, _, ho, wo] = dy.dims();
+        let pad_out = [
+            padding_out(kh, p.stride[0], p.padding[0], p.dilation[0], x_shape[2], ho),
+            padding_out(kw, p.stride[1], p.padding[1], p.dilation[1], x_shape[3], wo),
+        ];
+        conv_transpose2d(
+            dy,
+            w,
+            None,
+            ConvTransposeOptions::new(p.stride, p.padding, pad_out, p.dilation, 1),
+        )
+    }
+
+    /// Weight gradient: `x` (batch and channels swapped) convolved with `dy` (swapped) as the
+    /// kernel, stride and dilation exchanged, then swapped back and cropped.
+    pub fn w_grad(x: Tensor<4>, w_shape: [usize; 4], dy: Tensor<4>, p: Conv2dParams) -> Tensor<4> {
+        let g = conv2d(
+            x.swap_dims(0, 1),
+            dy.swap_dims(0, 1),
+            None,
+            ConvOptions::new(p.dilation, p.padding, p.stride, 1),
+        )
+        .swap_dims(0, 1);
+        if g.dims() == w_shape {
+            g
+        } else {
+            g.slice([0..w_shape[0], 0..w_shape[1], 0..w_shape[2], 0..w_shape[3]])
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! The GEMM conv2d kernels (`semisono_nn::kernels`) against Burn flex's own conv2d and its
+//! autodiff gradients, on random inputs: stride 1 and 2, padding, 1×1, 7×7, dilation, a
+//! non-square kernel, odd sizes (where a strided forward drops input rows), and batches that are
+//! split across threads and across im2col buffers.
+
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Device, Tensor, TensorData};
+use semisono_nn::kernels::{self, stock, Conv2dParams};
+
+/// A seeded uniform [-1, 1) vector (splitmix64), so every run sees the same inputs.
+fn random(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = s;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn tensor<const D: usize>(v: &[f32], shape: [usize; D], dev: &Device) -> Tensor<D> {
+    Tensor::from_data(TensorData::new(v.to_vec(), shape), dev)
+}
+
+fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.try_into_vec_as::<f32>().unwrap()
+}
+
+/// Max |got − want| must stay within 1e-4 of the reference's largest magnitude (at least 1): f32
+/// rounding of sums of a few thousand products, far below what a wrong index gives.
+fn assert_close(what: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    let (i, err) = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .enumerate()
+        .fold(
+            (0, 0.0f32),
+            |best, (i, e)| if e > best.1 { (i, e) } else { best },
+        );
+    assert!(
+        err <= 1e-4 * scale,
+        "{what}: max error {err} at {i} (got {}, want {}), scale {scale}",
+        got[i],
+        want[i]
+    );
+}
+
+struct Case {
+    x: [usize; 4],
+    w: [usize; 4],
+    p: Conv2dParams,
+}
+
+fn case(
+    x: [usize; 4],
+    w: [usize; 4],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    dilation: [usize; 2],
+) -> Case {
+    Case {
+        x,
+        w,
+        p: Conv2dParams {
+            stride,
+            padding,
+            dilation,
+        },
+    }
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        case([2, 3, 7, 6], [4, 3, 3, 3], [1, 1], [1, 1], [1, 1]),
+        case([3, 5, 9, 8], [6, 5, 3, 3], [2, 2], [1, 1], [1, 1]),
+        case([2, 4, 8, 7], [5, 4, 1, 1], [2, 2], [0, 0], [1, 1]),
+        case([2, 3, 17, 16], [8, 3, 7, 7], [2, 2], [3, 3], [1, 1]),
+        case([2, 3, 9, 9], [4, 3, 3, 3], [1, 1], [2, 2], [2, 2]),
+        case([1, 2, 6, 5], [3, 2, 3, 1], [1, 2], [1, 0], [1, 1]),
+        case([5, 4, 10, 10], [7, 4, 3, 3], [1, 1], [0, 0], [1, 1]),
+        // 576 × 4096 floats of im2col per image: more than one buffer per thread's chunk.
+        case([3, 64, 64, 64], [8, 64, 3, 3], [1, 1], [1, 1], [1, 1]),
+    ]
+}
+
+/// Flex's conv2d and its autodiff gradients for `(x·dy).sum()`: y, dx, dw, db.
+fn reference(c: &Case, x: &[f32], w: &[f32], b: &[f32], dy: &[f32]) -> [Vec<f32>; 4] {
+    let dev = Device::flex().autodiff();
+    let xt = tensor(x, c.x, &dev).require_grad();
+    let wt = tensor(w, c.w, &dev).require_grad();
+    let bt = tensor(b, [c.w[0]], &dev).require_grad();
+    let y = conv2d(
+        xt.clone(),
+        wt.clone(),
+        Some(bt.clone()),
+        ConvOptions::new(c.p.stride, c.p.padding, c.p.dilation, 1),
+    );
+    let dyt = tensor(dy, y.dims(), &dev);
+    let grads = (y.clone() * dyt).sum().backward();
+    [
+        host(y),
+        host(xt.grad(&grads).unwrap()),
+        host(wt.grad(&grads).unwrap()),
+        host(bt.grad(&grads).unwrap()),
+    ]
+}
+
+#[test]
+fn gemm_conv2d_and_its_gradients_match_flex_autodiff() {
+    let dev = Device::flex();
+    for (n, c) in cases().iter().enumerate() {
+        let g = c.p.geom(c.x, c.w);
+        let [ho, wo] = g.out_hw();
+        let y_shape = [c.x[0], c.w[0], ho, wo];
+        let seed = 10 * n as u64;
+        let x = random(g.x_len(), seed + 1);
+        let w = random(g.w_len(), seed + 2);
+        let b = random(c.w[0], seed + 3);
+        let dy = random(g.y_len(), seed + 4);
+        let [y_ref, dx_ref, dw_ref, db_ref] = reference(c, &x, &w, &b, &dy);
+        for threads in [1, 2, 3] {
+            let at = |what: &str| {
+                format!(
+                    "case {n} {:?} w {:?} {:?}, {threads} threads: {what}",
+                    c.x, c.w, c.p
+                )
+            };
+            let (y, dx, dw) = kernels::with_threads(threads, || {
+                let y = kernels::conv2d_forward(
+                    tensor(&x, c.x, &dev),
+                    tensor(&w, c.w, &dev),
+                    Some(tensor(&b, [c.w[0]], &dev)),
+                    c.p,
+                );
+                let dx = kernels::conv2d_x_grad(
+                    c.x,
+                    tensor(&w, c.w, &dev),
+                    tensor(&dy, y_shape, &dev),
+                    c.p,
+                );
+                let dw = kernels::conv2d_w_grad(
+                    tensor(&x, c.x, &dev),
+                    c.w,
+                    tensor(&dy, y_shape, &dev),
+                    c.p,
+                );
+                (host(y), host(dx), host(dw))
+            });
+            assert_close(&at("forward"), &y, &y_ref);
+            assert_close(&at("input gradient"), &dx, &dx_ref);
+            assert_close(&at("weight gradient"), &dw, &dw_ref);
+        }
+        let db = host(kernels::conv2d_b_grad(tensor(&dy, y_shape, &dev)));
+        assert_close(&format!("case {n}: bias gradient"), &db, &db_ref);
+        // Without bias the forward is the bare GEMM (the other accumulate branch).
+        let y0 = host(kernels::conv2d_forward(
+            tensor(&x, c.x, &dev),
+            tensor(&w, c.w, &dev),
+            None,
+            c.p,
+        ));
+        let y0_ref: Vec<f32> = y_ref
+            .chunks(ho * wo)
+            .enumerate()
+            .flat_map(|(i, plane)| {
+                let bias = b[i % c.w[0]];
+                plane.iter().map(move |v| v - bias)
+            })
+            .collect();
+        assert_close(&format!("case {n}: forward without bias"), &y0, &y0_ref);
+    }
+}
+
+/// The benchmark's stock input / weight gradients are what autodiff computes on flex.
+#[test]
+fn stock_gradients_written_out_match_flex_autodiff() {
+    let dev = Device::flex();
+    for (n, c) in cases().iter().enumerate().take(7) {
+        let g = c.p.geom(c.x, c.w);
+        let [ho, wo] = g.out_hw();
+        let y_shape = [c.x[0], c.w[0], ho, wo];
+        let seed = 100 + 10 * n as u64;
+        let x = random(g.x_len(), seed + 1);
+        let w = random(g.w_len(), seed + 2);
+        let b = random(c.w[0], seed + 3);
+        let dy = random(g.y_len(), seed + 4);
+        let [y_ref, dx_ref, dw_ref, _] = reference(c, &x, &w, &b, &dy);
+        let y = stock::forward(
+            tensor(&x, c.x, &dev),
+            tensor(&w, c.w, &dev),
+            Some(tensor(&b, [c.w[0]], &dev)),
+            c.p,
+        );
+        let dx = stock::x_grad(c.x, tensor(&w, c.w, &dev), tensor(&dy, y_shape, &dev), c.p);
+        let dw = stock::w_grad(tensor(&x, c.x, &dev), c.w, tensor(&dy, y_shape, &dev), c.p);
+        assert_close(&format!("case {n}: stock forward"), &host(y), &y_ref);
+        assert_close(
+            &format!("case {n}: stock input gradient"),
+            &host(dx),
+            &dx_ref,
+        );
+        assert_close(
+            &format!("case {n}: stock weight gradient"),
+            &host(dw),
+            &dw_ref,
+        );
+    }
+}
