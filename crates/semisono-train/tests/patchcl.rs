@@ -127,7 +127,7 @@ fn both_phases_run_with_their_terms() {
 }
 
 #[test]
-fn switches_no_mining_entropy_filter_ce_consistency_segmentation_only() {
+fn switches_no_mining_entropy_filter_ce_consistency_image_bn_stats_segmentation_only() {
     let l = run(3, |c| {
         c.task = Task::Segmentation;
         c.patchcl.warmup_steps = 1;
@@ -135,6 +135,7 @@ fn switches_no_mining_entropy_filter_ce_consistency_segmentation_only() {
         c.set("patchcl.filter", "entropy").unwrap();
         c.set("patchcl.consistency", "ce").unwrap();
         c.patchcl.consistency_rampup = 4;
+        c.patchcl.patch_bn_stats = false;
     });
     assert!(l[0].get("cls_ce").is_none() && l[0].get("seg_ce").is_some());
     assert!(l[1].get("hard_negative_fallbacks").is_none(), "no mining");

@@ -50,6 +50,10 @@ pub struct PatchClConfig {
     /// At most this many student patches per class and step, a random subset (0 = all, the
     /// code); bounds the cost of the student's patch forward.
     pub max_student_patches: usize,
+    /// Whether the student's patch forward updates the encoder's BN running statistics (the code:
+    /// it does). Off, the encoder keeps statistics of whole images only, which evaluation uses;
+    /// the patches are still normalised with their own batch statistics in training.
+    pub patch_bn_stats: bool,
     /// NMS: a window covered by more than this fraction of a kept one is dropped (code 0.8).
     pub nms_overlap: f64,
     /// Patch score of the phase-2 filter.
@@ -103,6 +107,7 @@ impl Default for PatchClConfig {
             queue_length: 256,
             teacher_patches: 32,
             max_student_patches: 32,
+            patch_bn_stats: true,
             nms_overlap: 0.8,
             filter: PatchFilter::Coverage,
             filter_theta0: 0.5,

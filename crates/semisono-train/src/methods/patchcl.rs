@@ -55,6 +55,7 @@ use super::common::{
 use super::ema::{ema_decay, ema_update};
 use super::{Predictions, SslMethod, StepContext, StepLosses};
 use filter::{poly_lr_with_end, SaFilter};
+use net::EncoderBnStats;
 pub use net::{consistency_loss, PatchHead, PatchNet};
 use net::{load_module, load_optimizer, optimizer, save_module, save_optimizer};
 use patches::{teacher_batch, Cutter, Patch, Source};
@@ -335,7 +336,14 @@ impl PatchCl {
         for (class, set) in teacher_set.iter().enumerate() {
             state.queues.push(class, rows.by_ref().take(set.len()));
         }
-        let emb = student.embed(stack(students, d));
+        let emb = if c.patch_bn_stats {
+            student.embed(stack(students, d))
+        } else {
+            let saved = EncoderBnStats::take(&student.seg.encoder);
+            let emb = student.embed(stack(students, d));
+            saved.restore(&student.seg.encoder);
+            emb
+        };
         let host = to_f32_vec(emb.clone().detach());
         let mut rows = host
             .chunks(dim)

@@ -2,9 +2,10 @@
 //! patch embedding head on its deepest encoder feature, the consistency term (§12.7), the
 //! optimizers of the two phases and checkpoint files of single modules.
 
+use std::collections::HashMap;
 use std::path::Path;
 
-use burn::module::Module;
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
@@ -70,6 +71,54 @@ impl PatchNet {
         let f = self.seg.encoder.forward_features(patches);
         let deepest = f.layer4.unwrap_or(f.layer3);
         self.head.forward(global_avg_pool(deepest))
+    }
+}
+
+/// The BN running statistics of a module (its float tensors without gradient), by parameter id:
+/// taken before the student's patch forward and put back after it, so that the encoder's
+/// statistics (what evaluation normalises with) come from whole images only.
+pub struct EncoderBnStats(HashMap<ParamId, Tensor<1>>);
+
+impl EncoderBnStats {
+    pub fn take<M: Module>(m: &M) -> Self {
+        // Pending updates of this step's image forwards are folded in first (and kept).
+        let _ = m.valid();
+        let mut c = CollectStats(HashMap::new());
+        m.visit(&mut c);
+        EncoderBnStats(c.0)
+    }
+
+    /// Writes the saved values back. Running statistics live behind shared handles, so mapping a
+    /// clone of `m` writes into `m` itself; the clone's parameters are dropped.
+    pub fn restore<M: Module>(self, m: &M) {
+        let _ = m.valid();
+        let _ = m.clone().map(&mut RestoreStats(self.0));
+    }
+}
+
+struct CollectStats(HashMap<ParamId, Tensor<1>>);
+
+impl ModuleVisitor for CollectStats {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let t = param.val();
+        if !t.is_require_grad() {
+            let n = t.shape().num_elements();
+            self.0.insert(param.id, t.reshape([n]).detach());
+        }
+    }
+}
+
+struct RestoreStats(HashMap<ParamId, Tensor<1>>);
+
+impl ModuleMapper for RestoreStats {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        match self.0.remove(&param.id) {
+            Some(saved) => {
+                let shape = param.val().shape();
+                Param::initialized(param.id, saved.reshape(shape))
+            }
+            None => param,
+        }
     }
 }
 
@@ -165,4 +214,32 @@ pub fn load_optimizer(cfg: &OptimizerConfig, path: &Path) -> Result<ModuleOptimi
     optimizer(cfg)
         .load(path)
         .map_err(|e| TrainError::io(path, format!("optimizer state: {e:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn running_mean(bn: &BatchNorm) -> Vec<f32> {
+        bn.running_mean
+            .value_sync()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+    }
+
+    /// A train-mode forward moves the running mean; taken before and restored after, it is back.
+    #[test]
+    fn bn_statistics_are_restored_after_a_forward() {
+        let d = Device::flex().autodiff();
+        let bn = BatchNormConfig::new(2).init(&d);
+        let x = || Tensor::<2>::from_data([[1.0f32, 2.0], [3.0, 6.0]], &d);
+        let saved = EncoderBnStats::take(&bn);
+        let _ = bn.forward(x());
+        saved.restore(&bn);
+        assert_eq!(running_mean(&bn), vec![0.0, 0.0]);
+        // Without the restore the forward does move it (so the test above can fail).
+        let _ = bn.forward(x());
+        assert_eq!(running_mean(&bn), vec![0.2, 0.4]);
+    }
 }
