@@ -409,3 +409,63 @@ fn existing_dataset_dir_with_a_count_budget() {
     let md = read(&d.join("exp/table.md"));
     assert!(md.contains("| supervised | 6 | 1 |"), "{md}");
 }
+
+/// Quickstart shares the cell code with the experiment: its table still prints one row per method
+/// with the figures of the runs' own summaries.
+#[test]
+fn quickstart_prints_its_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let o = semisono(
+        &[
+            "quickstart",
+            "--out",
+            "qs",
+            "--count",
+            "30",
+            "--set",
+            "steps=2",
+            "--set",
+            "image_size=32",
+            "--set",
+            "model.width_multiplier=0.125",
+            "--set",
+            "batch_labeled=2",
+            "--set",
+            "batch_unlabeled=2",
+        ],
+        d,
+    );
+    assert_ok(&o);
+    let out = stdout(&o);
+    assert!(
+        out.contains(
+            "| method | Dice | IoU | HD95 (mm) | accuracy | F1 (macro) | AUC | train s |\n\
+             |---|---|---|---|---|---|---|---|\n"
+        ),
+        "{out}"
+    );
+    for method in ["supervised", "hermes"] {
+        let s: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(d.join(format!("qs/runs/{method}/eval/test/summary.json"))).unwrap(),
+        )
+        .unwrap();
+        let f = |p: &str| {
+            s.pointer(p)
+                .and_then(|v| v.as_f64())
+                .map_or("-".to_string(), |v| format!("{v:.3}"))
+        };
+        let row = format!(
+            "| {method} | {} | {} | {} | {} | {} | {} | ",
+            f("/seg/dice/mean"),
+            f("/seg/jaccard/mean"),
+            f("/seg/hd95/mean"),
+            f("/accuracy"),
+            f("/macro_f1"),
+            f("/auc")
+        );
+        assert!(out.contains(&row), "{row} not in\n{out}");
+        assert!(d.join(format!("qs/runs/{method}/predict/test")).is_dir());
+    }
+    assert!(read(&d.join("qs/report.md")).contains("| hermes |"));
+}
