@@ -132,8 +132,22 @@ fn fixmatch_runs_for_every_task() {
 fn cps_runs_for_every_task() {
     two_steps_every_task(
         "cps",
-        &["seg_sup", "seg_cps", "seg_sup2", "seg_cps2", "seg_total2"],
-        &["cls_sup", "cls_cps", "cls_sup2", "cls_cps2", "cls_total2"],
+        &[
+            "seg_sup",
+            "seg_cps",
+            "seg_sup2",
+            "seg_cps2",
+            "seg_total2",
+            "seg_cps_weight",
+        ],
+        &[
+            "cls_sup",
+            "cls_cps",
+            "cls_sup2",
+            "cls_cps2",
+            "cls_total2",
+            "cls_cps_weight",
+        ],
     );
 }
 
@@ -253,8 +267,40 @@ fn cps_each_network_learns_from_the_others_arg_max() {
 
 // ---- the EMA teacher and the CPS pairs ----
 
+/// The tensors of one `.bpk` model file by name, as `f32` values.
+fn module_tensors(path: &Path) -> BTreeMap<String, Vec<f32>> {
+    let mut store = BurnpackStore::from_file(path).auto_extension(false);
+    store
+        .get_all_tensors()
+        .unwrap()
+        .iter()
+        .map(|(key, t)| {
+            let bytes = t.to_bytes().unwrap();
+            let v = bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            (key.clone(), v)
+        })
+        .collect()
+}
+
+fn is_running(key: &str) -> bool {
+    key.contains("running_mean") || key.contains("running_var")
+}
+
+/// (teacher, student) segmenter tensors of `m` as saved in a checkpoint.
+fn teacher_and_student(m: &MeanTeacher, dir: &Path) -> [BTreeMap<String, Vec<f32>>; 2] {
+    std::fs::create_dir_all(dir).unwrap();
+    m.save(dir).unwrap();
+    [
+        module_tensors(&dir.join("teacher-seg.bpk")),
+        module_tensors(&dir.join("seg.bpk")),
+    ]
+}
+
 #[test]
-fn teacher_starts_as_the_student_and_follows_it_by_ema() {
+fn teacher_starts_as_the_student_and_follows_its_parameters_by_ema() {
     let dir = tempfile::tempdir().unwrap();
     let (cfg, loader) = setup(dir.path(), "mean-teacher", Task::Both);
     let device = methods::default_device();
@@ -262,22 +308,58 @@ fn teacher_starts_as_the_student_and_follows_it_by_ema() {
     let mut m = MeanTeacher::new(&cfg, &device).unwrap();
     let x = eval_images(&loader);
     let ctx = StepContext::default();
+    // At construction the teacher is a copy of the student, BN statistics included.
     assert_eq!(
         probs_bits(&m.eval_forward(&x)),
         probs_bits(&m.student_forward(&x))
     );
-    // Step 1: decay min(1 − 1/1, α) = 0, so the teacher becomes the student exactly (BN running
-    // statistics included: a stale statistic would show here).
+    // Step 1: decay min(1 − 1/1, α) = 0, so the teacher's parameters become the student's
+    // exactly; its BN running statistics are its own (from its forward on the weak views).
     let l = m.step(&loader.train_batch(1), &ctx).unwrap();
     assert_eq!(l.get("ema_decay"), Some(0.0));
-    let after1 = probs_bits(&m.eval_forward(&x));
-    assert_eq!(after1, probs_bits(&m.student_forward(&x)));
-    // Step 2: decay 1/2, so the teacher moves, but is neither the old teacher nor the student.
+    let [t1, s1] = teacher_and_student(&m, &dir.path().join("c1"));
+    assert_eq!(t1.keys().collect::<Vec<_>>(), s1.keys().collect::<Vec<_>>());
+    // (Statistics of layers that `forward_logits` does not use stay at their initial values in
+    // both, hence counts rather than every key.)
+    let mut own = 0;
+    for (k, v) in &t1 {
+        if is_running(k) {
+            own += usize::from(*v != s1[k]);
+        } else {
+            assert_eq!(*v, s1[k], "{k}: step 1 copies the student");
+        }
+    }
+    assert!(own > 0, "the teacher must keep its own BN statistics");
+    // Step 2: decay 1/2: every parameter is the mean of the old teacher and the new student;
+    // the statistics move with the teacher's own forward, not towards the student's.
     let l = m.step(&loader.train_batch(2), &ctx).unwrap();
     assert_eq!(l.get("ema_decay"), Some(0.5));
-    let after2 = probs_bits(&m.eval_forward(&x));
-    assert_ne!(after2, after1, "the teacher did not change");
-    assert_ne!(after2, probs_bits(&m.student_forward(&x)));
+    let [t2, s2] = teacher_and_student(&m, &dir.path().join("c2"));
+    let (mut moved, mut updated, mut own) = (0, 0, 0);
+    for (k, v) in &t2 {
+        if is_running(k) {
+            updated += usize::from(*v != t1[k]);
+            own += usize::from(*v != s2[k]);
+            continue;
+        }
+        for ((t, old), s) in v.iter().zip(&t1[k]).zip(&s2[k]) {
+            let want = old * 0.5 + s * 0.5;
+            assert!(
+                (t - want).abs() <= 1e-6 * (1.0 + want.abs()),
+                "{k}: {t} vs {want}"
+            );
+        }
+        moved += usize::from(*v != t1[k]);
+    }
+    assert!(moved > 0, "no teacher parameter changed");
+    assert!(
+        updated > 0 && own > 0,
+        "the teacher's forward updates its own statistics"
+    );
+    assert_ne!(
+        probs_bits(&m.eval_forward(&x)),
+        probs_bits(&m.student_forward(&x))
+    );
     // The teacher's target enters the loss: the consistency term is positive once they differ.
     let l = m.step(&loader.train_batch(3), &ctx).unwrap();
     assert!(l.get("seg_consistency").unwrap() > 0.0, "{l:?}");
@@ -430,7 +512,10 @@ fn reference_tables_have_their_defaults_and_round_trip() {
         (0.95, 0.95)
     );
     assert_eq!(cfg.fixmatch.unsup_weight, 1.0);
-    assert_eq!((cfg.cps.cps_weight, cfg.cps.cps_rampup), (1.5, 0.25));
+    assert_eq!(
+        (cfg.cps.seg_weight, cfg.cps.cls_weight, cfg.cps.cps_rampup),
+        (0.375, 1.5, 0.25)
+    );
     assert!(!cfg.cps.eval_mean);
     let text = "method = \"cps\"\n[mean_teacher]\nema_alpha = 0.999\n[fixmatch]\nseg_threshold = \
                 0.9\n[cps]\neval_mean = true\ncps_rampup = 0.0\n";
@@ -454,7 +539,8 @@ fn bad_reference_values_name_their_key() {
         ("fixmatch", "cls_threshold", "0.0"),
         ("fixmatch", "seg_threshold", "1.01"),
         ("fixmatch", "unsup_weight", "nan"),
-        ("cps", "cps_weight", "inf"),
+        ("cps", "seg_weight", "inf"),
+        ("cps", "cls_weight", "-1.0"),
         ("cps", "cps_rampup", "-0.5"),
     ] {
         let text = format!("[{table}]\n{key} = {v}\n");

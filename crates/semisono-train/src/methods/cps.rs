@@ -6,8 +6,9 @@
 //! 1. each network runs once on the labeled batch and the weak views together;
 //! 2. each network's hard pseudo-labels (arg-max, detached) supervise the other network with a
 //!    cross-entropy over the whole batch, labeled images included (as the CPS code does);
-//! 3. loss of network i = supervised loss (segmentation CE + Dice as in `supervised`, image CE)
-//!    + λ(t) · CE(P_i, arg-max P_j), λ(t) = `cps_weight` · ρ(t, `cps_rampup` · steps).
+//! 3. loss of network i = its supervised loss (segmentation CE + Dice as in `supervised`, image
+//!    CE) plus λ(t) · CE(P_i, arg-max P_j), λ(t) = λ · ρ(t, `cps_rampup` · steps), λ =
+//!    `seg_weight` for the segmenters and `cls_weight` for the classifiers.
 //!
 //! CPS uses one augmented view per image; here that is the weak view and the strong views are
 //! not used. Evaluation uses the first pair (`cps.eval_mean = false`, the CPS code's choice) or
@@ -81,14 +82,11 @@ impl Cps {
         self.nets[index].eval_forward(images)
     }
 
-    /// λ(t) at 1-based `step`.
-    pub fn cps_weight(&self, step: u64) -> f64 {
-        ramped_weight(
-            self.cfg.cps_weight,
-            self.cfg.cps_rampup,
-            step,
-            self.total_steps,
-        )
+    /// (segmenters', classifiers') λ(t) at 1-based `step`.
+    pub fn cps_weights(&self, step: u64) -> (f64, f64) {
+        let c = &self.cfg;
+        let w = |weight| ramped_weight(weight, c.cps_rampup, step, self.total_steps);
+        (w(c.seg_weight), w(c.cls_weight))
     }
 }
 
@@ -116,9 +114,8 @@ impl SslMethod for Cps {
             ],
             0,
         );
-        let w = self.cps_weight(batch.step);
+        let (w_seg, w_cls) = self.cps_weights(batch.step);
         let mut out = StepLosses::default();
-        out.stats.push(("cps_weight", w));
 
         let [seg1, seg2] = match (self.nets[0].seg.as_ref(), self.nets[1].seg.as_ref()) {
             (Some(s1), Some(s2)) => {
@@ -132,9 +129,10 @@ impl SslMethod for Cps {
                 out.losses.push(("seg_cps", scalar(&cps1)));
                 out.losses.push(("seg_sup2", scalar(&sup2)));
                 out.losses.push(("seg_cps2", scalar(&cps2)));
+                out.stats.push(("seg_cps_weight", w_seg));
                 [
-                    Some(sup1 + cps1.mul_scalar(w)),
-                    Some(sup2 + cps2.mul_scalar(w)),
+                    Some(sup1 + cps1.mul_scalar(w_seg)),
+                    Some(sup2 + cps2.mul_scalar(w_seg)),
                 ]
             }
             _ => [None, None],
@@ -150,9 +148,10 @@ impl SslMethod for Cps {
                 out.losses.push(("cls_cps", scalar(&cps1)));
                 out.losses.push(("cls_sup2", scalar(&sup2)));
                 out.losses.push(("cls_cps2", scalar(&cps2)));
+                out.stats.push(("cls_cps_weight", w_cls));
                 [
-                    Some(sup1 + cps1.mul_scalar(w)),
-                    Some(sup2 + cps2.mul_scalar(w)),
+                    Some(sup1 + cps1.mul_scalar(w_cls)),
+                    Some(sup2 + cps2.mul_scalar(w_cls)),
                 ]
             }
             _ => [None, None],

@@ -3,13 +3,17 @@
 //! One step:
 //! 1. the students (the networks `Networks` trains) run once on the labeled batch and the strong
 //!    views together (one batch, so BatchNorm sees both, as SSL4MIS does);
-//! 2. the teachers run on the weak views in evaluation mode (BN running statistics, no dropout,
-//!    no autodiff): their softmax is a constant target;
+//! 2. the teachers run on the weak views in training mode, as in the Mean Teacher code (batch
+//!    statistics, dropout; no gradient): their softmax is a constant target, and the forward
+//!    updates the teachers' own BatchNorm running statistics;
 //! 3. loss per network = supervised loss (segmentation CE + Dice as in `supervised`, image CE) +
 //!    w(t) · mean((softmax(student on strong) − softmax(teacher on weak))²), with the sigmoid
 //!    ramp-up w(t) = `consistency_weight` · ρ(t, `consistency_rampup` · steps);
-//! 4. after the optimizer step each teacher takes the EMA of its student,
-//!    `α_t = min(1 − 1/t, ema_alpha)`, BatchNorm running statistics included.
+//! 4. after the optimizer step each teacher takes the EMA of its student's **parameters**,
+//!    `α_t = min(1 − 1/t, ema_alpha)` ([`ema_parameters`]). BatchNorm running statistics are not
+//!    averaged: they must describe the teacher's own activations, which differ from the student's
+//!    (averaging them as well, with the teacher in evaluation mode, left the teacher useless: val
+//!    Dice 0.11 and flat over a 200-step quickstart run in which `supervised` reached 0.44).
 //!
 //! **Evaluation and prediction use the teachers** (the averaged weights are the method's product);
 //! [`MeanTeacher::student_forward`] gives the students' predictions. The saliency map is the
@@ -18,7 +22,7 @@
 
 use std::path::Path;
 
-use burn::module::Module;
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 use semisono_nn::losses::DiceLoss;
@@ -34,7 +38,7 @@ use super::common::{
     hermes_dice, images_tensor, load_extra_module, save_extra_module, scalar, sup_cls_loss,
     sup_seg_loss, Networks,
 };
-use super::ema::{ema_decay, ema_update};
+use super::ema::ema_decay;
 use super::{Predictions, SslMethod, StepContext, StepLosses};
 
 const TEACHER_SEG_FILE: &str = "teacher-seg.bpk";
@@ -68,6 +72,89 @@ pub fn softmax_mse<const D: usize>(
         .mean()
 }
 
+/// Whether the field being visited is a BatchNorm running statistic.
+fn is_running_stat(path: &[String]) -> bool {
+    matches!(
+        path.last().map(String::as_str),
+        Some("running_mean" | "running_var")
+    )
+}
+
+/// `teacher ← alpha·teacher + (1 − alpha)·student` for every parameter, detached; BatchNorm
+/// running statistics are left as the teacher has them (the Mean Teacher code averages
+/// parameters only). The two modules must have the same architecture.
+pub fn ema_parameters<M: Module>(teacher: M, student: &M, alpha: f64) -> M {
+    let mut collect = CollectParams::default();
+    student.visit(&mut collect);
+    let mut mix = MixParams {
+        path: Vec::new(),
+        student: collect.tensors.into_iter(),
+        alpha,
+    };
+    let out = teacher.map(&mut mix);
+    assert!(
+        mix.student.next().is_none(),
+        "EMA teacher and student differ in architecture"
+    );
+    out
+}
+
+/// The student's parameters, flattened and detached, in visiting order.
+#[derive(Default)]
+struct CollectParams {
+    path: Vec<String>,
+    tensors: Vec<Tensor<1>>,
+}
+
+impl ModuleVisitor for CollectParams {
+    fn enter_module(&mut self, name: &str, _container: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if !is_running_stat(&self.path) {
+            let t = param.val().detach();
+            let n = t.shape().num_elements();
+            self.tensors.push(t.reshape([n]));
+        }
+    }
+}
+
+struct MixParams {
+    path: Vec<String>,
+    student: std::vec::IntoIter<Tensor<1>>,
+    alpha: f64,
+}
+
+impl ModuleMapper for MixParams {
+    fn enter_module(&mut self, name: &str, _container: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container: &str) {
+        self.path.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        if is_running_stat(&self.path) {
+            return param;
+        }
+        let s = self
+            .student
+            .next()
+            .expect("EMA teacher and student differ in architecture");
+        let a = self.alpha;
+        param.map(|t| {
+            let shape = t.shape();
+            (t.detach().mul_scalar(a) + s.reshape(shape).mul_scalar(1.0 - a)).detach()
+        })
+    }
+}
+
 /// Rejects configurations Mean Teacher cannot run.
 pub(super) fn need_unlabeled(cfg: &TrainConfig, method: &str) -> Result<()> {
     if cfg.batch_unlabeled == 0 {
@@ -85,7 +172,8 @@ impl MeanTeacher {
         let nets = Networks::new(cfg, device)?;
         // Teachers of the same architecture, then set equal to the students: a fresh module
         // rather than a clone, because a cloned module shares its BatchNorm running state with
-        // the original, and the EMA would then overwrite the student's statistics.
+        // the original, and the teacher's forwards would then update the student's statistics.
+        // Both start with BatchNorm's initial statistics.
         let mut plain = cfg.clone();
         plain.model.seg_pretrained = None;
         plain.model.cls_pretrained = None;
@@ -93,11 +181,11 @@ impl MeanTeacher {
         let teacher_seg = fresh
             .seg
             .zip(nets.seg.as_ref())
-            .map(|(t, s)| ema_update(t, s, 0.0));
+            .map(|(t, s)| ema_parameters(t, s, 0.0));
         let teacher_cls = fresh
             .cls
             .zip(nets.cls.as_ref())
-            .map(|(t, s)| ema_update(t, s, 0.0));
+            .map(|(t, s)| ema_parameters(t, s, 0.0));
         Ok(MeanTeacher {
             nets,
             teacher_seg,
@@ -123,17 +211,13 @@ impl MeanTeacher {
         )
     }
 
-    /// `teacher ← α·teacher + (1 − α)·student` for both networks.
+    /// `teacher ← α·teacher + (1 − α)·student` for the parameters of both networks.
     fn update_teachers(&mut self, alpha: f64) {
         if let (Some(t), Some(s)) = (self.teacher_seg.take(), self.nets.seg.as_ref()) {
-            // The step's BN update is pending until synced, and visiting reads the synced value
-            // only: `valid()` syncs the (shared) running state first.
-            let _ = s.valid();
-            self.teacher_seg = Some(ema_update(t, s, alpha));
+            self.teacher_seg = Some(ema_parameters(t, s, alpha));
         }
         if let (Some(t), Some(s)) = (self.teacher_cls.take(), self.nets.cls.as_ref()) {
-            let _ = s.valid();
-            self.teacher_cls = Some(ema_update(t, s, alpha));
+            self.teacher_cls = Some(ema_parameters(t, s, alpha));
         }
     }
 }
@@ -148,7 +232,6 @@ impl SslMethod for MeanTeacher {
             TrainError::config("batch_unlabeled", "mean-teacher needs unlabeled batches")
         })?;
         let d = &self.nets.device;
-        let plain = d.clone().without_autodiff();
         let n_l = batch.labeled.images.n;
         let n_u = unl.strong.n;
         let x = Tensor::cat(
@@ -158,7 +241,9 @@ impl SslMethod for MeanTeacher {
             ],
             0,
         );
-        let x_w = images_tensor(&unl.weak, &plain);
+        // On the autodiff device for training-mode BatchNorm; nothing here requires a gradient
+        // (the teachers' parameters are detached), so no graph is recorded.
+        let x_w = images_tensor(&unl.weak, d);
         let w = self.consistency_weight(batch.step);
         let mut out = StepLosses::default();
         out.stats.push(("consistency_weight", w));
@@ -168,7 +253,7 @@ impl SslMethod for MeanTeacher {
                 let logits = seg.forward_logits(x.clone());
                 let (sup, ce, dl) =
                     sup_seg_loss(logits.clone().narrow(0, 0, n_l), &batch.labeled, &self.dice);
-                let target = softmax(teacher.valid().forward_logits(x_w.clone()), 1).autodiff();
+                let target = softmax(teacher.forward_logits(x_w.clone()).detach(), 1);
                 let cons = softmax_mse(logits.narrow(0, n_l, n_u), target);
                 out.losses.push(("seg_sup", scalar(&sup)));
                 out.losses.push(("seg_ce", scalar(&ce)));
@@ -182,7 +267,7 @@ impl SslMethod for MeanTeacher {
             (Some(cls), Some(teacher)) => {
                 let logits = cls.forward_logits(x);
                 let sup = sup_cls_loss(logits.clone().narrow(0, 0, n_l), &batch.labeled.labels);
-                let target = softmax(teacher.valid().forward_logits(x_w), 1).autodiff();
+                let target = softmax(teacher.forward_logits(x_w).detach(), 1);
                 let cons = softmax_mse(logits.narrow(0, n_l, n_u), target);
                 out.losses.push(("cls_sup", scalar(&sup)));
                 out.losses.push(("cls_consistency", scalar(&cons)));
