@@ -204,8 +204,13 @@ fn consistency_oracle() {
     let value = |t: Tensor<1>| f64::from(t.into_data().try_to_vec::<f32>().unwrap()[0]);
     let mse = value(consistency_loss(student.clone(), teacher.clone(), false));
     assert!((mse - 0.053388067).abs() < 1e-6, "{mse}");
-    let ce = value(consistency_loss(student, teacher, true));
+    let ce = value(consistency_loss(student, teacher.clone(), true));
     assert!((ce - 0.503204434).abs() < 1e-6, "{ce}");
+    // Not in the spec: the oracle's student is uniform at pixel 1, where the target class does
+    // not matter. With logits (2, 0) there the target (class 1) does: by hand,
+    // (−ln σ(1) − ln(e⁰/(e²+e⁰)))/2 = (0.313262 + 2.126928)/2 = 1.220094849.
+    let ce = value(consistency_loss(t4([1.0, 2.0, 0.0, 0.0]), teacher, true));
+    assert!((ce - 1.220094849).abs() < 1e-6, "{ce}");
 }
 
 /// §12.7: the optional sigmoid ramp ρ(0, 40), ρ(20, 40), ρ(40, 40).
