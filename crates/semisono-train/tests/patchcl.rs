@@ -127,7 +127,7 @@ fn both_phases_run_with_their_terms() {
 }
 
 #[test]
-fn switches_no_mining_entropy_filter_ce_consistency_image_bn_stats_segmentation_only() {
+fn switches_no_mining_entropy_filter_ce_consistency_patch_bn_stats_segmentation_only() {
     let l = run(3, |c| {
         c.task = Task::Segmentation;
         c.patchcl.warmup_steps = 1;
@@ -135,7 +135,7 @@ fn switches_no_mining_entropy_filter_ce_consistency_image_bn_stats_segmentation_
         c.set("patchcl.filter", "entropy").unwrap();
         c.set("patchcl.consistency", "ce").unwrap();
         c.patchcl.consistency_rampup = 4;
-        c.patchcl.patch_bn_stats = false;
+        c.patchcl.patch_bn_stats = true;
     });
     assert!(l[0].get("cls_ce").is_none() && l[0].get("seg_ce").is_some());
     assert!(l[1].get("hard_negative_fallbacks").is_none(), "no mining");
@@ -325,6 +325,8 @@ fn stopped_and_resumed_equals_uninterrupted() {
     let (ds, split) = write_toy(dir.path());
     let mut cfg = patchcl_config(&ds, &split);
     cfg.patchcl.warmup_steps = 1;
+    // Momentum gives the phase-2 optimizer state to restore (plain SGD has none).
+    cfg.patchcl.phase2_momentum = 0.9;
 
     let full = dir.path().join("full");
     train(&cfg, &full, false, &mut |_| {}).unwrap();
