@@ -75,7 +75,7 @@ impl PhantomSpec {
 
     /// Synthesises the phantom into `out` (staged: it appears complete or not at all).
     pub fn synth(&self, out: &Path) -> Result<()> {
-        cmd_synth::run(self.synth_args(out))
+        cmd_synth::synthesize(self.synth_args(out)).map(|_| ())
     }
 }
 

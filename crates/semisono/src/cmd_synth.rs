@@ -134,6 +134,14 @@ fn to_entry(cfg: &PhantomConfig, index: u64, s: PhantomSample) -> NewEntry {
 }
 
 pub fn run(args: SynthArgs) -> Result<()> {
+    let out = synthesize(args)?;
+    println!("next: semisono split --dataset {}", out.display());
+    Ok(())
+}
+
+/// Writes the phantom dataset of `args` (staged: complete or not at all); returns its directory.
+/// Quickstart and experiment call this directly, without `run`'s hint about the next command.
+pub fn synthesize(args: SynthArgs) -> Result<PathBuf> {
     let cfg = resolve_config(&args)?;
     let hermes_labeled = hermes_labeled_count(&args)?;
     if let Some(h) = args
@@ -196,8 +204,7 @@ pub fn run(args: SynthArgs) -> Result<()> {
     if let Some(hermes) = &args.hermes {
         write_hermes_layout(&out, hermes, hermes_labeled, args.overwrite)?;
     }
-    println!("next: semisono split --dataset {}", out.display());
-    Ok(())
+    Ok(out)
 }
 
 /// The number of images `--hermes-labeled` asks for, checked before anything is generated.
