@@ -7,6 +7,11 @@
 //!   child process of its own (this binary, re-run with a hidden `--child` flag), so its peak
 //!   (`VmHWM`) is its own and not memory the allocator kept from an earlier case.
 //!
+//! * `--ops`: a per-op breakdown of the issue-5 reference network (U-Net on a ResNet-18 encoder):
+//!   conv forward / input gradient / weight gradient per distinct layer shape, flex's stock ops
+//!   against the GEMM kernels of `semisono_nn::kernels`, and BatchNorm, ReLU, max-pool, bilinear
+//!   up-sampling and a matmul, forward and forward + backward; medians, in this process.
+//!
 //! Build with --release for real figures.
 
 use std::io::Write;
@@ -30,7 +35,8 @@ use crate::bad_input;
     semisono bench                                   phantom + metrics\n  \
     semisono bench --train --infer                   both presets, 1 warm-up + 3 steps\n  \
     semisono bench --train --preset quickstart-cpu --steps 20 --warmup 3\n  \
-    semisono bench --train --infer --preset hermes-paper --set hermes.attention=false --json b.json")]
+    semisono bench --train --infer --preset hermes-paper --set hermes.attention=false --json b.json\n  \
+    semisono bench --ops --ops-reps 10 --threads 2 --json ops.json   per-op breakdown")]
 pub struct BenchArgs {
     /// Pipeline stages to measure: phantom, metrics, or all. Default: all, unless --train or
     /// --infer is given (then none).
@@ -86,6 +92,20 @@ pub struct BenchArgs {
     /// Also write every figure to this JSON file.
     #[arg(long, help_heading = "Training and inference")]
     pub json: Option<PathBuf>,
+    /// Per-op breakdown of the reference U-Net (ResNet-18 encoder): conv forward, input and
+    /// weight gradient per layer shape (stock flex against the GEMM kernels), BatchNorm, ReLU,
+    /// max-pool, bilinear up-sampling, matmul.
+    #[arg(long, help_heading = "Per-op breakdown")]
+    pub ops: bool,
+    /// Batch of the per-op breakdown.
+    #[arg(long, default_value_t = 8, help_heading = "Per-op breakdown")]
+    pub ops_batch: usize,
+    /// Input side of the per-op breakdown (a multiple of 32).
+    #[arg(long, default_value_t = 128, help_heading = "Per-op breakdown")]
+    pub ops_size: usize,
+    /// Measured repetitions per op (after --warmup untimed ones); the median is reported.
+    #[arg(long, default_value_t = 10, help_heading = "Per-op breakdown")]
+    pub ops_reps: usize,
     /// Internal: run one case (`train:PRESET` or `infer:PRESET`) in this process and print its
     /// result as one JSON line.
     #[arg(long, hide = true)]
@@ -184,6 +204,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if let Some(case) = &args.child {
         return run_child(&args, case);
     }
+    if args.ops {
+        if args.train || args.infer {
+            return Err(bad_input!(
+                "--ops runs on its own: run --train / --infer separately"
+            ));
+        }
+        return run_ops(&args);
+    }
     let what = match (&args.what, args.train || args.infer) {
         (Some(w), _) => Some(w.as_str()),
         (None, false) => Some("all"),
@@ -226,6 +254,186 @@ pub fn run(args: BenchArgs) -> Result<()> {
         run_cases(&args)?;
     }
     Ok(())
+}
+
+// ---- per-op breakdown ----
+
+#[derive(Serialize)]
+struct OpsJson<'a> {
+    profile: &'static str,
+    cores: usize,
+    loadavg_start: Option<[f64; 3]>,
+    loadavg_end: Option<[f64; 3]>,
+    report: &'a bench::ops::OpsReport,
+    /// Σ count × (forward + needed gradients) of the convolutions, ms.
+    conv_total_stock_ms: f64,
+    conv_total_gemm_1t_ms: f64,
+    conv_total_gemm_nt_ms: f64,
+    /// Σ count × (forward + backward) of the other ops, ms.
+    other_total_ms: f64,
+}
+
+fn run_ops(args: &BenchArgs) -> Result<()> {
+    if args.ops_reps == 0 || args.threads == Some(0) || args.ops_batch == 0 {
+        return Err(bad_input!(
+            "--ops-reps, --ops-batch and --threads must be >= 1"
+        ));
+    }
+    if args.ops_size < 32 || !args.ops_size.is_multiple_of(32) {
+        return Err(bad_input!("--ops-size must be a multiple of 32"));
+    }
+    if cfg!(debug_assertions) {
+        println!("note: debug build; use a --release build for real figures");
+    }
+    let opts = bench::ops::OpsOptions {
+        batch: args.ops_batch,
+        size: args.ops_size,
+        warmup: args.warmup,
+        reps: args.ops_reps,
+        threads: args.threads.unwrap_or_else(cores),
+    };
+    let load_start = loadavg();
+    eprintln!(
+        "bench --ops: batch {} x {}x{}, {} warm-up + {} reps, GEMM kernels on 1 and {} threads, load average {}",
+        opts.batch,
+        opts.size,
+        opts.size,
+        opts.warmup,
+        opts.reps,
+        opts.threads,
+        fmt_load(load_start)
+    );
+    let report = bench::ops::run_ops(&opts, |name| eprintln!("bench --ops: {name} done"));
+    let load_end = loadavg();
+    print_ops(&report, load_start, load_end);
+    if let Some(path) = &args.json {
+        let (a, b, c) = report.conv_totals_ms();
+        let json = OpsJson {
+            profile: if cfg!(debug_assertions) {
+                "debug"
+            } else {
+                "release"
+            },
+            cores: cores(),
+            loadavg_start: load_start,
+            loadavg_end: load_end,
+            report: &report,
+            conv_total_stock_ms: a,
+            conv_total_gemm_1t_ms: b,
+            conv_total_gemm_nt_ms: c,
+            other_total_ms: report.other_total_ms(),
+        };
+        let mut f =
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        serde_json::to_writer_pretty(&mut f, &json)?;
+        writeln!(f)?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn print_ops(r: &bench::ops::OpsReport, start: Option<[f64; 3]>, end: Option<[f64; 3]>) {
+    let nt = r.threads;
+    println!(
+        "\n{} build, batch {} x {}x{}, median of {} reps after {} warm-up, load average {} at start, {} at end",
+        if cfg!(debug_assertions) { "debug" } else { "release" },
+        r.batch,
+        r.size,
+        r.size,
+        r.reps,
+        r.warmup,
+        fmt_load(start),
+        fmt_load(end)
+    );
+    println!("\nConvolutions, ms (fwd / input grad / weight grad); stock = flex forward + Burn's generic backward; gemm = semisono_nn::kernels on 1 and {nt} threads");
+    println!(
+        "| layer | n | in -> out | GFLOP | stock fwd | stock dx | stock dW | gemm1 fwd | gemm1 dx | gemm1 dW | gemm{nt} fwd | gemm{nt} dx | gemm{nt} dW | stock autodiff f+b |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for c in &r.conv {
+        let s = &c.shape;
+        let dx = |v: f64| {
+            if s.needs_x_grad {
+                format!("{v:.1}")
+            } else {
+                format!("({v:.1})")
+            }
+        };
+        println!(
+            "| {} | {} | {}x{}² k{}/{} -> {}x{}² | {:.2} | {:.1} | {} | {:.1} | {:.1} | {} | {:.1} | {:.1} | {} | {:.1} | {:.1} |",
+            s.name,
+            s.count,
+            s.c_in,
+            s.h_in,
+            s.kernel,
+            s.stride,
+            s.c_out,
+            c.h_out,
+            c.gflop,
+            c.stock.fwd_ms,
+            dx(c.stock.x_grad_ms),
+            c.stock.w_grad_ms,
+            c.gemm_1t.fwd_ms,
+            dx(c.gemm_1t.x_grad_ms),
+            c.gemm_1t.w_grad_ms,
+            c.gemm_nt.fwd_ms,
+            dx(c.gemm_nt.x_grad_ms),
+            c.gemm_nt.w_grad_ms,
+            c.stock_autodiff_ms,
+        );
+    }
+    let sum = |f: &dyn Fn(&bench::ops::ConvRow) -> f64| -> f64 {
+        r.conv.iter().map(|c| c.shape.count as f64 * f(c)).sum()
+    };
+    let dxs = |t: &bench::ops::ConvTimes, c: &bench::ops::ConvRow| {
+        if c.shape.needs_x_grad {
+            t.x_grad_ms
+        } else {
+            0.0
+        }
+    };
+    println!(
+        "| **U-Net total (n x, dx where needed)** | | | | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | |",
+        sum(&|c| c.stock.fwd_ms),
+        sum(&|c| dxs(&c.stock, c)),
+        sum(&|c| c.stock.w_grad_ms),
+        sum(&|c| c.gemm_1t.fwd_ms),
+        sum(&|c| dxs(&c.gemm_1t, c)),
+        sum(&|c| c.gemm_1t.w_grad_ms),
+        sum(&|c| c.gemm_nt.fwd_ms),
+        sum(&|c| dxs(&c.gemm_nt, c)),
+        sum(&|c| c.gemm_nt.w_grad_ms),
+    );
+    let gfs = |t: &bench::ops::ConvTimes, c: &bench::ops::ConvRow| {
+        let n = 1.0 + f64::from(u8::from(c.shape.needs_x_grad)) + 1.0;
+        n * c.gflop / (t.train_ms(c.shape.needs_x_grad) / 1e3)
+    };
+    println!("\nGFLOP/s per layer (fwd + needed grads): layer | stock | gemm1 | gemm{nt}");
+    for c in &r.conv {
+        println!(
+            "  {:<28} {:>6.1} {:>6.1} {:>6.1}",
+            c.shape.name,
+            gfs(&c.stock, c),
+            gfs(&c.gemm_1t, c),
+            gfs(&c.gemm_nt, c)
+        );
+    }
+    println!("\nOther ops, ms (autodiff device; f+b = forward + backward of (y*g).sum())");
+    println!("| op | n | input shape | fwd | f+b |");
+    println!("|---|---|---|---|---|");
+    for o in &r.other {
+        println!(
+            "| {} | {} | {:?} | {:.2} | {:.2} |",
+            o.op, o.count, o.shape, o.fwd_ms, o.fwd_bwd_ms
+        );
+    }
+    let (a, b, c) = r.conv_totals_ms();
+    println!(
+        "\nPer training step of the U-Net (sum of n x op, no optimizer, no loss, no cat):\n  \
+         convolutions: stock {a:.0} ms, gemm 1 thread {b:.0} ms, gemm {nt} threads {c:.0} ms\n  \
+         other ops (BN, ReLU, max-pool, bilinear, f+b): {:.0} ms",
+        r.other_total_ms()
+    );
 }
 
 // ---- training and inference ----
