@@ -133,7 +133,8 @@ pub(crate) fn hermes_dice(classes: usize) -> DiceLoss {
     DiceLossConfig::new().with_class_weights(w).init()
 }
 
-fn build_optimizer(o: &OptimizerConfig) -> ModuleOptimizer {
+/// The optimizer `o` describes, with PyTorch semantics (SGD without dampening).
+pub(crate) fn build_optimizer(o: &OptimizerConfig) -> ModuleOptimizer {
     let decay = (o.weight_decay > 0.0).then(|| WeightDecayConfig::new(o.weight_decay as f32));
     match o.kind {
         OptimKind::Adam => AdamConfig::new()
@@ -388,9 +389,7 @@ impl Networks {
         }
         for (opt, file) in [(&self.seg_opt, SEG_OPT_FILE), (&self.cls_opt, CLS_OPT_FILE)] {
             if let Some(o) = opt {
-                let p = dir.join(file);
-                o.save(&p)
-                    .map_err(|e| TrainError::io(&p, format!("{e:?}")))?;
+                save_optimizer(o, &dir.join(file))?;
             }
         }
         Ok(())
@@ -408,18 +407,15 @@ impl Networks {
             (&mut self.cls_opt, CLS_OPT_FILE, &self.cfg.optim.cls),
         ] {
             if opt.is_some() {
-                let p = dir.join(file);
-                let loaded = build_optimizer(ocfg)
-                    .load(&p)
-                    .map_err(|e| TrainError::io(&p, format!("optimizer state: {e:?}")))?;
-                *opt = Some(loaded);
+                *opt = Some(load_optimizer(ocfg, &dir.join(file))?);
             }
         }
         Ok(())
     }
 }
 
-fn save_module<M: Module>(m: &M, path: &Path) -> Result<()> {
+/// Writes one module's weights to `path` (every method's checkpoint files).
+pub(crate) fn save_module<M: Module>(m: &M, path: &Path) -> Result<()> {
     // BN running statistics keep their latest update pending until something syncs them, and
     // saving reads the synced value only; `valid()` syncs the (shared) state first, otherwise a
     // checkpoint not preceded by an evaluation would miss the last update and a resume from it
@@ -444,7 +440,7 @@ fn first_few<T: std::fmt::Debug>(items: &[T]) -> String {
 /// Restores `m` from a checkpoint file. Every failure here is about the run directory the user
 /// pointed at (missing file, another architecture, a damaged file), so it is a `RunDir` error
 /// (exit 2), not an I/O failure of the run.
-fn load_module<M: Module>(m: &mut M, path: &Path) -> Result<()> {
+pub(crate) fn load_module<M: Module>(m: &mut M, path: &Path) -> Result<()> {
     let fail = |message: String| TrainError::RunDir {
         path: path.to_path_buf(),
         message,
@@ -469,7 +465,8 @@ fn load_module<M: Module>(m: &mut M, path: &Path) -> Result<()> {
         };
         fail(format!(
             "cannot load these weights: {what} ({}{ellipsis}); the checkpoint was written with \
-             another architecture or width (model.* keys of the run's config.toml), or damaged",
+             another architecture or width (model.* keys, or the method's own table such as \
+             mlrpl.* or patchcl.*, of the run's config.toml), or damaged",
             &text[..cut]
         ))
     })?;
@@ -487,14 +484,15 @@ fn load_module<M: Module>(m: &mut M, path: &Path) -> Result<()> {
     Ok(())
 }
 
-// ---- Single modules outside `Networks` (Mean Teacher's teachers) ----
-
-/// Writes one module to `path` the way [`Networks::save`] writes its own (BN statistics synced).
-pub(crate) fn save_extra_module<M: Module>(m: &M, path: &Path) -> Result<()> {
-    save_module(m, path)
+/// Saves an optimizer's state.
+pub(crate) fn save_optimizer(o: &ModuleOptimizer, path: &Path) -> Result<()> {
+    o.save(path)
+        .map_err(|e| TrainError::io(path, format!("{e:?}")))
 }
 
-/// Restores one module written by [`save_extra_module`]; failures are `RunDir` errors.
-pub(crate) fn load_extra_module<M: Module>(m: &mut M, path: &Path) -> Result<()> {
-    load_module(m, path)
+/// Loads an optimizer's state into a fresh one built from `cfg`.
+pub(crate) fn load_optimizer(cfg: &OptimizerConfig, path: &Path) -> Result<ModuleOptimizer> {
+    build_optimizer(cfg)
+        .load(path)
+        .map_err(|e| TrainError::io(path, format!("optimizer state: {e:?}")))
 }

@@ -35,8 +35,8 @@ use crate::loader::{ImageBatch, TrainBatch};
 use crate::schedule::sigmoid_rampup;
 
 use super::common::{
-    hermes_dice, images_tensor, load_extra_module, save_extra_module, scalar, sup_cls_loss,
-    sup_seg_loss, Networks,
+    hermes_dice, images_tensor, load_module, save_module, scalar, sup_cls_loss, sup_seg_loss,
+    Networks,
 };
 use super::ema::ema_decay;
 use super::{Predictions, SslMethod, StepContext, StepLosses};
@@ -308,10 +308,10 @@ impl SslMethod for MeanTeacher {
     fn save(&self, dir: &Path) -> Result<()> {
         self.nets.save(dir)?;
         if let Some(t) = &self.teacher_seg {
-            save_extra_module(t, &dir.join(TEACHER_SEG_FILE))?;
+            save_module(t, &dir.join(TEACHER_SEG_FILE))?;
         }
         if let Some(t) = &self.teacher_cls {
-            save_extra_module(t, &dir.join(TEACHER_CLS_FILE))?;
+            save_module(t, &dir.join(TEACHER_CLS_FILE))?;
         }
         Ok(())
     }
@@ -319,10 +319,10 @@ impl SslMethod for MeanTeacher {
     fn load(&mut self, dir: &Path) -> Result<()> {
         self.nets.load(dir)?;
         if let Some(t) = self.teacher_seg.as_mut() {
-            load_extra_module(t, &dir.join(TEACHER_SEG_FILE))?;
+            load_module(t, &dir.join(TEACHER_SEG_FILE))?;
         }
         if let Some(t) = self.teacher_cls.as_mut() {
-            load_extra_module(t, &dir.join(TEACHER_CLS_FILE))?;
+            load_module(t, &dir.join(TEACHER_CLS_FILE))?;
         }
         Ok(())
     }

@@ -21,10 +21,7 @@ pub mod loss;
 use std::path::Path;
 
 use burn::module::Module;
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
-use burn::store::{BurnpackStore, ModuleSnapshot};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 use semisono_nn::losses::pixel_cross_entropy;
@@ -32,12 +29,15 @@ use semisono_nn::nets::{BackboneConfig, DualDecoderSeg, DualDecoderSegConfig, Up
 use semisono_nn::pretrained::load_encoder_weights;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{MlrplConfig, OptimKind, OptimizerConfig, Task, TrainConfig};
+use crate::config::{MlrplConfig, OptimizerConfig, Task, TrainConfig};
 use crate::error::{Result, TrainError};
 use crate::loader::{ImageBatch, TrainBatch};
 use crate::schedule::lr_at_iteration;
 
-use super::common::{images_tensor, mask_targets, scalar, sup_cls_loss, Networks};
+use super::common::{
+    build_optimizer, images_tensor, load_module, load_optimizer, mask_targets, save_module,
+    save_optimizer, scalar, sup_cls_loss, Networks,
+};
 use super::{Predictions, SslMethod, StepContext, StepLosses};
 pub use loss::{foreground_dice, reliable_pair, PairTerms};
 
@@ -316,9 +316,7 @@ impl SslMethod for Mlrpl {
             save_module(m, &dir.join(SEG_FILE))?;
         }
         if let Some(o) = &self.seg_opt {
-            let p = dir.join(SEG_OPT_FILE);
-            o.save(&p)
-                .map_err(|e| TrainError::io(&p, format!("{e:?}")))?;
+            save_optimizer(o, &dir.join(SEG_OPT_FILE))?;
         }
         match &self.cls {
             Some(n) => n.save(dir),
@@ -331,85 +329,11 @@ impl SslMethod for Mlrpl {
             load_module(m, &dir.join(SEG_FILE))?;
         }
         if self.seg_opt.is_some() {
-            let p = dir.join(SEG_OPT_FILE);
-            let loaded =
-                build_optimizer(&self.seg_optim)
-                    .load(&p)
-                    .map_err(|e| TrainError::RunDir {
-                        path: p.clone(),
-                        message: format!("optimizer state: {e:?}"),
-                    })?;
-            self.seg_opt = Some(loaded);
+            self.seg_opt = Some(load_optimizer(&self.seg_optim, &dir.join(SEG_OPT_FILE))?);
         }
         match self.cls.as_mut() {
             Some(n) => n.load(dir),
             None => Ok(()),
         }
     }
-}
-
-// The three helpers below repeat `common.rs`'s private `build_optimizer`, `save_module` and
-// `load_module` for a segmenter that is not a `SegModel`; they belong there as `pub(crate)`.
-
-/// The optimizer `o` describes (PyTorch semantics: SGD without dampening).
-fn build_optimizer(o: &OptimizerConfig) -> ModuleOptimizer {
-    let decay = (o.weight_decay > 0.0).then(|| WeightDecayConfig::new(o.weight_decay as f32));
-    match o.kind {
-        OptimKind::Adam => AdamConfig::new()
-            .with_beta_1(o.betas[0] as f32)
-            .with_beta_2(o.betas[1] as f32)
-            .with_epsilon(o.eps as f32)
-            .with_weight_decay(decay)
-            .init(),
-        OptimKind::Sgd => SgdConfig::new()
-            .with_weight_decay(decay)
-            .with_momentum((o.momentum > 0.0).then(|| {
-                MomentumConfig::new()
-                    .with_momentum(o.momentum)
-                    .with_dampening(0.0)
-                    .with_nesterov(o.nesterov)
-            }))
-            .init(),
-    }
-}
-
-fn save_module<M: Module>(m: &M, path: &Path) -> Result<()> {
-    // `valid()` syncs the BN running statistics' pending update, which saving would miss.
-    let _ = m.valid();
-    let mut store = BurnpackStore::from_file(path)
-        .auto_extension(false)
-        .overwrite(true);
-    m.save_into(&mut store)
-        .map_err(|e| TrainError::io(path, format!("saving weights: {e:?}")))
-}
-
-/// A missing, damaged or mismatching file is a problem of the run directory (exit 2).
-fn load_module<M: Module>(m: &mut M, path: &Path) -> Result<()> {
-    let fail = |message: String| TrainError::RunDir {
-        path: path.to_path_buf(),
-        message,
-    };
-    if !path.is_file() {
-        return Err(fail("missing from the checkpoint".into()));
-    }
-    let mut store = BurnpackStore::from_file(path).auto_extension(false);
-    let r = m.load_from(&mut store).map_err(|e| {
-        let text = e.to_string();
-        let cut = text.char_indices().nth(360).map_or(text.len(), |(i, _)| i);
-        fail(format!(
-            "cannot load these weights ({}); the checkpoint was written with another \
-             architecture or width (model.* and mlrpl.* keys of the run's config.toml), or damaged",
-            &text[..cut]
-        ))
-    })?;
-    if !r.errors.is_empty() || !r.missing.is_empty() {
-        return Err(fail(format!(
-            "the checkpoint does not fit the configured network ({} tensors missing, {} errors); \
-             it was written with another architecture or width (model.* and mlrpl.* keys of the \
-             run's config.toml)",
-            r.missing.len(),
-            r.errors.len()
-        )));
-    }
-    Ok(())
 }

@@ -49,6 +49,9 @@ use crate::loader::{ImageBatch, TrainBatch, UnlabeledBatch};
 use crate::schedule::sigmoid_rampup;
 
 use super::common::{
+    build_optimizer as optimizer, load_module, load_optimizer, save_module, save_optimizer,
+};
+use super::common::{
     check_common, float_tensor, images_tensor, mask_targets, scalar, step_seed, sup_cls_loss,
     to_f32_vec, Networks,
 };
@@ -57,7 +60,6 @@ use super::{Predictions, SslMethod, StepContext, StepLosses};
 use filter::{poly_lr_with_end, SaFilter};
 use net::EncoderBnStats;
 pub use net::{consistency_loss, PatchHead, PatchNet};
-use net::{load_module, load_optimizer, optimizer, save_module, save_optimizer};
 use patches::{teacher_batch, Cutter, Patch, Source};
 use pcgjcl::{hard_negative, pcgjcl, ClassTerm, Gaussian, MiningParams, PcgjclParams, Spectral};
 use state::{MethodState, Queues};

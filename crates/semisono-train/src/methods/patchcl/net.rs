@@ -1,25 +1,17 @@
 //! PatchCL's network (specs/patchcl.md §2, §11): any semisono segmenter (here [`SegModel`]) plus a
 //! patch embedding head on its deepest encoder feature, the consistency term (§12.7), the
-//! optimizers of the two phases and checkpoint files of single modules.
+//! BN-statistics guard of the student's patch forward.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, ModuleOptimizer, SgdConfig};
-use burn::store::{BurnpackStore, ModuleSnapshot};
 use burn::tensor::activation::{relu, softmax};
 use burn::tensor::{Device, Tensor};
 use semisono_nn::losses::pixel_cross_entropy;
 use semisono_nn::nets::heads::global_avg_pool;
 use semisono_nn::nets::SegModel;
 use semisono_nn::ops::l2_normalize;
-
-use crate::config::{OptimKind, OptimizerConfig};
-use crate::error::{Result, TrainError};
 
 /// The projection head of contrast mode: `Linear → BN1d → ReLU → Linear → BN1d`, then L2 (the
 /// code: 2048 → 2048 → 128 on ResNet-101; here encoder width → encoder width → `dim`).
@@ -138,82 +130,6 @@ pub fn consistency_loss(
         let d = softmax(student_logits, 1) - teacher_probs;
         (d.clone() * d).mean()
     }
-}
-
-/// An optimizer from its configuration (the same mapping as the other methods': PyTorch SGD has
-/// dampening 0, Burn's momentum defaults to 0.1).
-pub fn optimizer(o: &OptimizerConfig) -> ModuleOptimizer {
-    let decay = (o.weight_decay > 0.0).then(|| WeightDecayConfig::new(o.weight_decay as f32));
-    match o.kind {
-        OptimKind::Adam => AdamConfig::new()
-            .with_beta_1(o.betas[0] as f32)
-            .with_beta_2(o.betas[1] as f32)
-            .with_epsilon(o.eps as f32)
-            .with_weight_decay(decay)
-            .init(),
-        OptimKind::Sgd => SgdConfig::new()
-            .with_weight_decay(decay)
-            .with_momentum((o.momentum > 0.0).then(|| {
-                MomentumConfig::new()
-                    .with_momentum(o.momentum)
-                    .with_dampening(0.0)
-                    .with_nesterov(o.nesterov)
-            }))
-            .init(),
-    }
-}
-
-/// Writes `m` to `path`. `valid()` first syncs the BN running statistics (a pending update is
-/// otherwise missing from the file and a resumed run would diverge).
-pub fn save_module<M: Module>(m: &M, path: &Path) -> Result<()> {
-    let _ = m.valid();
-    let mut store = BurnpackStore::from_file(path)
-        .auto_extension(false)
-        .overwrite(true);
-    m.save_into(&mut store)
-        .map_err(|e| TrainError::io(path, format!("saving weights: {e:?}")))
-}
-
-/// Restores `m` from `path`; a missing or unfitting file is an error of the run directory.
-pub fn load_module<M: Module>(m: &mut M, path: &Path) -> Result<()> {
-    let fail = |message: String| TrainError::RunDir {
-        path: path.to_path_buf(),
-        message,
-    };
-    if !path.is_file() {
-        return Err(fail("missing from the checkpoint".into()));
-    }
-    let mut store = BurnpackStore::from_file(path).auto_extension(false);
-    let r = m.load_from(&mut store).map_err(|e| {
-        let text = e.to_string();
-        let cut = text.char_indices().nth(300).map_or(text.len(), |(i, _)| i);
-        fail(format!(
-            "cannot load these weights ({}); the checkpoint was written with another \
-             architecture, width or patchcl.embedding_dim, or is damaged",
-            &text[..cut]
-        ))
-    })?;
-    if !r.errors.is_empty() || !r.missing.is_empty() {
-        return Err(fail(format!(
-            "the checkpoint does not fit the configured network ({} tensors missing, {} errors)",
-            r.missing.len(),
-            r.errors.len()
-        )));
-    }
-    Ok(())
-}
-
-/// Saves an optimizer's state.
-pub fn save_optimizer(o: &ModuleOptimizer, path: &Path) -> Result<()> {
-    o.save(path)
-        .map_err(|e| TrainError::io(path, format!("{e:?}")))
-}
-
-/// Loads an optimizer's state into a fresh one built from `cfg`.
-pub fn load_optimizer(cfg: &OptimizerConfig, path: &Path) -> Result<ModuleOptimizer> {
-    optimizer(cfg)
-        .load(path)
-        .map_err(|e| TrainError::io(path, format!("optimizer state: {e:?}")))
 }
 
 #[cfg(test)]
