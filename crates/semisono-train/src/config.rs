@@ -23,7 +23,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::selector::{ContrastKeep, DiceKeep};
 
 pub use mlrpl::MlrplConfig;
-pub use patchcl::PatchClConfig;
+pub use patchcl::{PatchClConfig, PatchClConsistency, PatchFilter};
 pub use references::{CpsConfig, FixMatchConfig, MeanTeacherConfig};
 pub use toml_io::ConfigError;
 

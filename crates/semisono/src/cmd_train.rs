@@ -21,7 +21,7 @@ pub struct TrainArgs {
     /// Built-in preset: quickstart-cpu or hermes-paper.
     #[arg(long)]
     pub preset: Option<String>,
-    /// Method: supervised, hermes (overrides the config's `method`).
+    /// Method: supervised, hermes, patchcl, mlrpl, mean-teacher, fixmatch, cps (overrides the config's `method`).
     #[arg(long)]
     pub method: Option<String>,
     /// Dataset directory (overrides data.dataset).

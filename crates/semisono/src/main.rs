@@ -53,7 +53,7 @@ enum Command {
     Split(cmd_split::SplitArgs),
     /// Score a folder of predicted masks against ground truth (Dice, IoU, HD95, ASSD, ...).
     EvalMasks(cmd_eval_masks::EvalMasksArgs),
-    /// Train a method (supervised, hermes) into a run directory; resumable.
+    /// Train a method (supervised, hermes, patchcl, mlrpl, mean-teacher, fixmatch, cps) into a run directory; resumable.
     Train(cmd_train::TrainArgs),
     /// Evaluate a run's checkpoint on a split part (per-image CSV + summary JSON).
     Eval(cmd_train::EvalArgs),
