@@ -167,7 +167,8 @@ impl TrainConfig {
         // ---- [mean_teacher], [fixmatch], [cps]: checks live in config/references.rs ----
         super::references::check(self)?;
         // ---- [patchcl]: checks live in config/patchcl.rs ----
-        self.patchcl.check(self.image_size, self.method == "patchcl")?;
+        self.patchcl
+            .check(self.image_size, self.method == "patchcl")?;
         // ---- [mlrpl]: checks live in config/mlrpl.rs ----
         self.mlrpl.check()?;
         Ok(())
