@@ -6,12 +6,10 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-use burn::store::{BurnpackStore, ModuleStore};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
@@ -29,7 +27,7 @@ use semisono_train::selector::Probs;
 use semisono_train::trainer::{load_run, read_state, train, train_with, TrainOptions};
 use semisono_train::TrainError;
 
-use common::{tiny_config, write_toy};
+use common::{bits, checkpoint_contents, tiny_config, write_toy};
 
 static RNG: Mutex<()> = Mutex::new(());
 
@@ -519,39 +517,6 @@ fn config_table_round_trip_and_bad_values() {
     }
 }
 
-/// Every tensor of every `.bpk` file of a checkpoint, as bytes (as in tests/resume.rs: optimizer
-/// tensors are keyed by random ids, so compared as a sorted list); other files whole.
-fn checkpoint_contents(ckpt: &Path) -> BTreeMap<String, Vec<Vec<u8>>> {
-    let mut out = BTreeMap::new();
-    for p in fs::read_dir(ckpt).unwrap().map(|e| e.unwrap().path()) {
-        let name = p.file_name().unwrap().to_string_lossy().into_owned();
-        if p.extension().is_some_and(|e| e == "bpk") {
-            let mut store = BurnpackStore::from_file(&p).auto_extension(false);
-            let by_id = name.contains("optim");
-            let mut v: Vec<Vec<u8>> = store
-                .get_all_tensors()
-                .unwrap()
-                .iter()
-                .map(|(key, t)| {
-                    let mut bytes = if by_id {
-                        vec![]
-                    } else {
-                        key.as_bytes().to_vec()
-                    };
-                    bytes.extend_from_slice(&t.to_bytes().unwrap());
-                    bytes
-                })
-                .collect();
-            v.sort();
-            assert!(!v.is_empty(), "{name} holds tensors");
-            out.insert(name, v);
-        } else {
-            out.insert(name, vec![fs::read(&p).unwrap()]);
-        }
-    }
-    out
-}
-
 #[test]
 fn stopped_and_resumed_equals_uninterrupted() {
     let _g = rng_lock();
@@ -610,10 +575,6 @@ fn stopped_and_resumed_equals_uninterrupted() {
     )
     .unwrap();
     let images = loader.eval_batch(Part::Test, 0).batch.images;
-    let bits = |t: Tensor<4>| -> Vec<u32> {
-        let v = t.into_data().try_to_vec::<f32>().unwrap();
-        v.iter().map(|x| x.to_bits()).collect()
-    };
     assert!(
         bits(ma.eval_forward(&images).seg_probs.unwrap())
             == bits(mb.eval_forward(&images).seg_probs.unwrap())

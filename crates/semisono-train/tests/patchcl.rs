@@ -6,13 +6,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use burn::nn::{Initializer, LinearConfig};
-use burn::store::{BurnpackStore, ModuleStore};
 use burn::tensor::{Device, Tensor, TensorData};
 use semisono_data::split::{Part, Split};
 use semisono_data::Dataset;
@@ -25,7 +23,7 @@ use semisono_train::schedule::sigmoid_rampup;
 use semisono_train::trainer::{load_run, train, train_with, TrainOptions};
 use semisono_train::TrainError;
 
-use common::{tiny_config, write_toy};
+use common::{checkpoint_contents, checkpoint_contents_where, tiny_config, write_toy};
 
 /// The CPU backend's random generator (dropout, initialisation) is process-global and the test
 /// harness runs tests on parallel threads: every test that builds or trains a network holds this
@@ -264,7 +262,7 @@ fn non_finite_loss_changes_nothing() {
         let saved = |m: &dyn methods::SslMethod| {
             let dir = tempfile::tempdir().unwrap();
             m.save(dir.path()).unwrap();
-            let c = checkpoint_contents(dir.path(), true);
+            let c = checkpoint_contents_where(dir.path(), &|key| !key.contains("running_"));
             assert_eq!(c.len(), files, "{:?}", c.keys());
             c
         };
@@ -280,40 +278,6 @@ fn non_finite_loss_changes_nothing() {
             "{task:?}: a failed step changed the state"
         );
     }
-}
-
-/// Every file of a checkpoint: model tensors by name, optimizer tensors (keyed by per-process
-/// parameter ids) as a sorted list, other files whole; `skip_bn_stats` leaves BN running
-/// statistics out.
-fn checkpoint_contents(ckpt: &Path, skip_bn_stats: bool) -> BTreeMap<String, Vec<Vec<u8>>> {
-    let mut out = BTreeMap::new();
-    for p in fs::read_dir(ckpt).unwrap().map(|e| e.unwrap().path()) {
-        let name = p.file_name().unwrap().to_string_lossy().into_owned();
-        if p.extension().is_some_and(|e| e == "bpk") {
-            let mut store = BurnpackStore::from_file(&p).auto_extension(false);
-            let by_id = name.contains("optim");
-            let mut v: Vec<Vec<u8>> = store
-                .get_all_tensors()
-                .unwrap()
-                .iter()
-                .filter(|(key, _)| !(skip_bn_stats && key.contains("running_")))
-                .map(|(key, t)| {
-                    let mut bytes = if by_id {
-                        vec![]
-                    } else {
-                        key.as_bytes().to_vec()
-                    };
-                    bytes.extend_from_slice(&t.to_bytes().unwrap());
-                    bytes
-                })
-                .collect();
-            v.sort();
-            out.insert(name, v);
-        } else {
-            out.insert(name, vec![fs::read(&p).unwrap()]);
-        }
-    }
-    out
 }
 
 /// Stop after step 2 (one step into phase 2: teacher, queues, filter and the SGD momentum all
@@ -346,8 +310,8 @@ fn stopped_and_resumed_equals_uninterrupted() {
     assert_eq!(resumed, vec![3, 4]);
 
     let (a, b) = (
-        checkpoint_contents(&full.join("checkpoints/last"), false),
-        checkpoint_contents(&parts.join("checkpoints/last"), false),
+        checkpoint_contents(&full.join("checkpoints/last")),
+        checkpoint_contents(&parts.join("checkpoints/last")),
     );
     for file in [
         "patchcl-student.bpk",

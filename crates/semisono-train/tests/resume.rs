@@ -3,58 +3,15 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
-
-use burn::store::{BurnpackStore, ModuleStore};
 
 use semisono_data::split::{Part, Split};
 use semisono_data::Dataset;
 use semisono_train::loader::{Loader, LoaderConfig};
 use semisono_train::trainer::{load_run, read_state, train, train_with, TrainOptions};
 
-use common::{tiny_config, write_toy};
-
-/// Every tensor of every `.bpk` file in a checkpoint directory, as raw bytes. Model files are
-/// keyed by tensor path; optimizer files name tensors by each parameter's random id, which differs
-/// between two processes, so their tensors are compared as a sorted list of byte strings.
-/// Other files (state, memory banks) are compared whole.
-fn checkpoint_contents(ckpt: &Path) -> BTreeMap<String, Vec<Vec<u8>>> {
-    let mut out = BTreeMap::new();
-    for p in fs::read_dir(ckpt).unwrap().map(|e| e.unwrap().path()) {
-        let name = p.file_name().unwrap().to_string_lossy().into_owned();
-        if p.extension().is_some_and(|e| e == "bpk") {
-            let mut store = BurnpackStore::from_file(&p).auto_extension(false);
-            let tensors = store.get_all_tensors().unwrap();
-            let by_id = name.contains("optim");
-            let mut v: Vec<Vec<u8>> = tensors
-                .iter()
-                .map(|(key, t)| {
-                    let mut bytes = if by_id {
-                        vec![]
-                    } else {
-                        key.as_bytes().to_vec()
-                    };
-                    bytes.extend_from_slice(&t.to_bytes().unwrap());
-                    bytes
-                })
-                .collect();
-            v.sort();
-            assert!(!v.is_empty(), "{name} holds tensors");
-            out.insert(name, v);
-        } else {
-            out.insert(name, vec![fs::read(&p).unwrap()]);
-        }
-    }
-    out
-}
-
-/// The bit patterns of a probability tensor.
-fn bits<const D: usize>(t: Option<burn::tensor::Tensor<D>>) -> Vec<u32> {
-    let data = t.unwrap().into_data().try_to_vec::<f32>().unwrap();
-    data.iter().map(|v| v.to_bits()).collect()
-}
+use common::{bits, checkpoint_contents, tiny_config, write_toy};
 
 #[test]
 fn stopped_and_resumed_equals_uninterrupted() {
@@ -115,11 +72,11 @@ fn stopped_and_resumed_equals_uninterrupted() {
             b.eval_forward(&batch.batch.images),
         );
         assert!(
-            bits(pa.seg_probs) == bits(pb.seg_probs),
+            bits(pa.seg_probs.unwrap()) == bits(pb.seg_probs.unwrap()),
             "{part:?}: segmenter differs"
         );
         assert!(
-            bits(pa.cls_probs) == bits(pb.cls_probs),
+            bits(pa.cls_probs.unwrap()) == bits(pb.cls_probs.unwrap()),
             "{part:?}: classifier differs"
         );
     }

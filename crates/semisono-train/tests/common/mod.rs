@@ -90,3 +90,64 @@ pub fn tiny_config(method: &str, dataset: &Path, split: &Path) -> TrainConfig {
     c.hermes.max_samples = 64;
     c
 }
+
+/// Every tensor of every `.bpk` file of a checkpoint directory (sub-directories included, named
+/// `dir/file`), as bytes; other files whole. Optimizer tensors are keyed by random ids, so each
+/// file's tensors are compared as a sorted list. `keep` selects tensors by key.
+pub fn checkpoint_contents_where(
+    ckpt: &Path,
+    keep: &dyn Fn(&str) -> bool,
+) -> BTreeMap<String, Vec<Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    collect_checkpoint(ckpt, "", keep, &mut out);
+    out
+}
+
+/// [`checkpoint_contents_where`] with every tensor.
+pub fn checkpoint_contents(ckpt: &Path) -> BTreeMap<String, Vec<Vec<u8>>> {
+    checkpoint_contents_where(ckpt, &|_| true)
+}
+
+fn collect_checkpoint(
+    dir: &Path,
+    prefix: &str,
+    keep: &dyn Fn(&str) -> bool,
+    out: &mut BTreeMap<String, Vec<Vec<u8>>>,
+) {
+    use burn::store::{BurnpackStore, ModuleStore};
+    for p in std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()) {
+        let name = format!("{prefix}{}", p.file_name().unwrap().to_string_lossy());
+        if p.is_dir() {
+            collect_checkpoint(&p, &format!("{name}/"), keep, out);
+        } else if p.extension().is_some_and(|e| e == "bpk") {
+            let mut store = BurnpackStore::from_file(&p).auto_extension(false);
+            let by_id = name.contains("optim");
+            let mut v: Vec<Vec<u8>> = store
+                .get_all_tensors()
+                .unwrap()
+                .iter()
+                .filter(|(key, _)| keep(key))
+                .map(|(key, t)| {
+                    let mut bytes = if by_id {
+                        vec![]
+                    } else {
+                        key.as_bytes().to_vec()
+                    };
+                    bytes.extend_from_slice(&t.to_bytes().unwrap());
+                    bytes
+                })
+                .collect();
+            v.sort();
+            assert!(!v.is_empty(), "{name} holds tensors");
+            out.insert(name, v);
+        } else {
+            out.insert(name, vec![std::fs::read(&p).unwrap()]);
+        }
+    }
+}
+
+/// The bit patterns of an `f32` tensor (bit-identity checks).
+pub fn bits<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<u32> {
+    let data = t.into_data().try_to_vec::<f32>().unwrap();
+    data.iter().map(|v| v.to_bits()).collect()
+}
