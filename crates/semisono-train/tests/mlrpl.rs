@@ -24,10 +24,10 @@ use semisono_train::methods::mlrpl::{
 use semisono_train::methods::{self, SslMethod, StepContext, StepLosses};
 use semisono_train::schedule::EpochPlan;
 use semisono_train::selector::Probs;
-use semisono_train::trainer::{load_run, read_state, train, train_with, TrainOptions};
+use semisono_train::trainer::{load_run, read_state, train_with, TrainOptions};
 use semisono_train::TrainError;
 
-use common::{bits, checkpoint_contents, tiny_config, write_toy};
+use common::{bits, checkpoint_contents, tiny_config, train_full_and_resumed, write_toy};
 
 static RNG: Mutex<()> = Mutex::new(());
 
@@ -525,22 +525,7 @@ fn stopped_and_resumed_equals_uninterrupted() {
     let cfg = tiny_config("mlrpl", &ds, &split);
     assert!(cfg.mlrpl.feature_dropout > 0.0 && cfg.model.dropout > 0.0);
 
-    let full = dir.path().join("full");
-    train(&cfg, &full, false, &mut |_| {}).unwrap();
-    let parts = dir.path().join("parts");
-    let stop = TrainOptions {
-        stop_after: Some(2),
-        ..TrainOptions::default()
-    };
-    assert_eq!(
-        train_with(&cfg, &parts, &stop, &mut |_| {})
-            .unwrap()
-            .last_step,
-        2
-    );
-    let mut resumed = vec![];
-    train(&cfg, &parts, true, &mut |p| resumed.push(p.step)).unwrap();
-    assert_eq!(resumed, vec![3, 4]);
+    let (full, parts) = train_full_and_resumed(&cfg, dir.path());
 
     // Both networks, both optimizers and the state, bit for bit.
     let (a, b) = (

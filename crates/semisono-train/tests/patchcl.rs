@@ -20,10 +20,12 @@ use semisono_train::methods::ema::ema_update;
 use semisono_train::methods::patchcl::consistency_loss;
 use semisono_train::methods::{self, StepContext, StepLosses};
 use semisono_train::schedule::sigmoid_rampup;
-use semisono_train::trainer::{load_run, train, train_with, TrainOptions};
+use semisono_train::trainer::load_run;
 use semisono_train::TrainError;
 
-use common::{checkpoint_contents, checkpoint_contents_where, tiny_config, write_toy};
+use common::{
+    checkpoint_contents, checkpoint_contents_where, tiny_config, train_full_and_resumed, write_toy,
+};
 
 /// The CPU backend's random generator (dropout, initialisation) is process-global and the test
 /// harness runs tests on parallel threads: every test that builds or trains a network holds this
@@ -292,22 +294,7 @@ fn stopped_and_resumed_equals_uninterrupted() {
     // Momentum gives the phase-2 optimizer state to restore (plain SGD has none).
     cfg.patchcl.phase2_momentum = 0.9;
 
-    let full = dir.path().join("full");
-    train(&cfg, &full, false, &mut |_| {}).unwrap();
-    let parts = dir.path().join("parts");
-    let stop = TrainOptions {
-        stop_after: Some(2),
-        ..TrainOptions::default()
-    };
-    assert_eq!(
-        train_with(&cfg, &parts, &stop, &mut |_| {})
-            .unwrap()
-            .last_step,
-        2
-    );
-    let mut resumed = vec![];
-    train(&cfg, &parts, true, &mut |p| resumed.push(p.step)).unwrap();
-    assert_eq!(resumed, vec![3, 4]);
+    let (full, parts) = train_full_and_resumed(&cfg, dir.path());
 
     let (a, b) = (
         checkpoint_contents(&full.join("checkpoints/last")),

@@ -13,9 +13,9 @@ use semisono_data::split::{Part, Split};
 use semisono_data::Dataset;
 use semisono_train::config::Task;
 use semisono_train::loader::{Loader, LoaderConfig};
-use semisono_train::trainer::{load_run, train, train_with, TrainOptions};
+use semisono_train::trainer::load_run;
 
-use common::{bits, checkpoint_contents, tiny_config, write_toy};
+use common::{bits, checkpoint_contents, tiny_config, train_full_and_resumed, write_toy};
 
 fn train_losses(run: &Path) -> Vec<String> {
     fs::read_to_string(run.join("metrics.jsonl"))
@@ -53,22 +53,7 @@ fn reference_methods_resume_bit_identically() {
         cfg.fixmatch.cls_threshold = 0.5;
         cfg.fixmatch.seg_threshold = 0.5;
 
-        let full = dir.path().join("full");
-        train(&cfg, &full, false, &mut |_| {}).unwrap();
-        let parts = dir.path().join("parts");
-        let stop = TrainOptions {
-            stop_after: Some(2),
-            ..TrainOptions::default()
-        };
-        assert_eq!(
-            train_with(&cfg, &parts, &stop, &mut |_| {})
-                .unwrap()
-                .last_step,
-            2
-        );
-        let mut resumed = vec![];
-        train(&cfg, &parts, true, &mut |p| resumed.push(p.step)).unwrap();
-        assert_eq!(resumed, vec![3, 4], "{method}");
+        let (full, parts) = train_full_and_resumed(&cfg, dir.path());
 
         let a = checkpoint_contents(&full.join("checkpoints/last"));
         let b = checkpoint_contents(&parts.join("checkpoints/last"));

@@ -151,3 +151,27 @@ pub fn bits<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<u32> {
     let data = t.into_data().try_to_vec::<f32>().unwrap();
     data.iter().map(|v| v.to_bits()).collect()
 }
+
+/// Trains `cfg` uninterrupted into `dir/full`, and stopped after step 2 then resumed into
+/// `dir/parts` (checking that the resume runs steps 3..=steps); returns (full, parts).
+pub fn train_full_and_resumed(cfg: &TrainConfig, dir: &Path) -> (PathBuf, PathBuf) {
+    use semisono_train::trainer::{train, train_with, TrainOptions};
+    let full = dir.join("full");
+    train(cfg, &full, false, &mut |_| {}).unwrap();
+    let parts = dir.join("parts");
+    let stop = TrainOptions {
+        stop_after: Some(2),
+        ..TrainOptions::default()
+    };
+    let stopped = train_with(cfg, &parts, &stop, &mut |_| {}).unwrap();
+    assert_eq!(stopped.last_step, 2);
+    let mut resumed = vec![];
+    train(cfg, &parts, true, &mut |p| resumed.push(p.step)).unwrap();
+    assert_eq!(
+        resumed,
+        (3..=cfg.steps).collect::<Vec<_>>(),
+        "{}",
+        cfg.method
+    );
+    (full, parts)
+}
