@@ -6,7 +6,9 @@
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData};
-use semisono_nn::kernels::{self, stock, Conv2dParams};
+use semisono_nn::kernels::{self, conv_op, stock, Conv2dParams};
+
+type ConvFn = fn(Tensor<4>, Tensor<4>, Option<Tensor<1>>, ConvOptions<2>) -> Tensor<4>;
 
 /// A seeded uniform [-1, 1) vector (splitmix64), so every run sees the same inputs.
 fn random(n: usize, seed: u64) -> Vec<f32> {
@@ -93,24 +95,142 @@ fn cases() -> Vec<Case> {
 
 /// Flex's conv2d and its autodiff gradients for `(x·dy).sum()`: y, dx, dw, db.
 fn reference(c: &Case, x: &[f32], w: &[f32], b: &[f32], dy: &[f32]) -> [Vec<f32>; 4] {
+    let options = ConvOptions::new(c.p.stride, c.p.padding, c.p.dilation, 1);
+    let [y, dx, dw, db] = autodiff_run(conv2d, options, [c.x, c.w], [x, w, b, dy], [true; 3]);
+    [y.unwrap(), dx.unwrap(), dw.unwrap(), db.unwrap()]
+}
+
+/// `conv` and its autodiff gradients for `(y·dy).sum()` on flex: y, then dx, dw, db for the
+/// inputs marked in `track` (`None` for the others, and for a bias of length 0: no bias).
+fn autodiff_run(
+    conv: ConvFn,
+    options: ConvOptions<2>,
+    [x_shape, w_shape]: [[usize; 4]; 2],
+    [x, w, b, dy]: [&[f32]; 4],
+    track: [bool; 3],
+) -> [Option<Vec<f32>>; 4] {
     let dev = Device::flex().autodiff();
-    let xt = tensor(x, c.x, &dev).require_grad();
-    let wt = tensor(w, c.w, &dev).require_grad();
-    let bt = tensor(b, [c.w[0]], &dev).require_grad();
-    let y = conv2d(
-        xt.clone(),
-        wt.clone(),
-        Some(bt.clone()),
-        ConvOptions::new(c.p.stride, c.p.padding, c.p.dilation, 1),
-    );
+    let input = |t: Tensor<4>, tracked: bool| if tracked { t.require_grad() } else { t };
+    let xt = input(tensor(x, x_shape, &dev), track[0]);
+    let wt = input(tensor(w, w_shape, &dev), track[1]);
+    let bt = (!b.is_empty()).then(|| {
+        let t = tensor(b, [b.len()], &dev);
+        if track[2] {
+            t.require_grad()
+        } else {
+            t
+        }
+    });
+    let y = conv(xt.clone(), wt.clone(), bt.clone(), options);
     let dyt = tensor(dy, y.dims(), &dev);
     let grads = (y.clone() * dyt).sum().backward();
     [
-        host(y),
-        host(xt.grad(&grads).unwrap()),
-        host(wt.grad(&grads).unwrap()),
-        host(bt.grad(&grads).unwrap()),
+        Some(host(y)),
+        xt.grad(&grads).map(host),
+        wt.grad(&grads).map(host),
+        bt.and_then(|b| b.grad(&grads)).map(host),
     ]
+}
+
+/// The backend-extension op the networks use: same values and gradients as Burn's conv2d, with
+/// and without bias, with only some inputs tracked, and through Burn's fallback where the GEMM
+/// kernels do not apply (groups 2, asymmetric padding).
+#[test]
+fn conv_op_matches_burn_conv2d_under_autodiff() {
+    let mut options: Vec<(String, [usize; 4], [usize; 4], ConvOptions<2>)> = cases()
+        .iter()
+        .map(|c| {
+            let o = ConvOptions::new(c.p.stride, c.p.padding, c.p.dilation, 1);
+            (format!("{:?} w {:?} {:?}", c.x, c.w, c.p), c.x, c.w, o)
+        })
+        .collect();
+    options.push((
+        "groups 2".into(),
+        [2, 4, 7, 7],
+        [6, 2, 3, 3],
+        ConvOptions::new([1, 1], [1, 1], [1, 1], 2),
+    ));
+    options.push((
+        "asymmetric padding".into(),
+        [2, 3, 7, 6],
+        [4, 3, 3, 3],
+        ConvOptions::new_with_padding([1, 1], [(0, 1), (1, 2)], [1, 1], 1),
+    ));
+    for (n, (name, x_shape, w_shape, o)) in options.into_iter().enumerate() {
+        let seed = 1000 + 10 * n as u64;
+        let x = random(x_shape.iter().product(), seed + 1);
+        let w = random(w_shape.iter().product(), seed + 2);
+        let b = random(w_shape[0], seed + 3);
+        let y_len = host(conv2d(
+            tensor(&x, x_shape, &Device::flex()),
+            tensor(&w, w_shape, &Device::flex()),
+            None,
+            o.clone(),
+        ))
+        .len();
+        let dy = random(y_len, seed + 4);
+        for (bias, track) in [
+            (&b[..], [true; 3]),
+            (&[][..], [true, true, false]),
+            (&b[..], [false, true, true]),
+            (&b[..], [true, false, false]),
+        ] {
+            let inputs = [&x[..], &w[..], bias, &dy[..]];
+            let shapes = [x_shape, w_shape];
+            let want = autodiff_run(conv2d, o.clone(), shapes, inputs, track);
+            let got = autodiff_run(conv_op::conv2d, o.clone(), shapes, inputs, track);
+            for (i, what) in ["forward", "dx", "dw", "db"].iter().enumerate() {
+                let at = format!(
+                    "case {n} ({name}), bias {}, tracked {track:?}: {what}",
+                    !bias.is_empty()
+                );
+                match (&got[i], &want[i]) {
+                    (Some(g), Some(w)) => assert_close(&at, g, w),
+                    (None, None) => {}
+                    (g, w) => panic!(
+                        "{at}: got {:?} values, want {:?}",
+                        g.as_ref().map(Vec::len),
+                        w.as_ref().map(Vec::len)
+                    ),
+                }
+            }
+        }
+        // Without autodiff (inference) the op is flex's forward.
+        let plain = |conv: ConvFn| {
+            host(conv(
+                tensor(&x, x_shape, &Device::flex()),
+                tensor(&w, w_shape, &Device::flex()),
+                Some(tensor(&b, [w_shape[0]], &Device::flex())),
+                o.clone(),
+            ))
+        };
+        assert_eq!(
+            plain(conv_op::conv2d),
+            plain(conv2d),
+            "case {n} ({name}): inference"
+        );
+    }
+}
+
+/// The weight gradient sums its partials over a split that does not depend on the thread count,
+/// so training is bit-identical on machines with different core counts.
+#[test]
+fn weight_gradient_is_bit_identical_on_any_thread_count() {
+    let c = case([8, 16, 32, 32], [16, 16, 3, 3], [1, 1], [1, 1], [1, 1]);
+    let g = c.p.geom(c.x, c.w);
+    let x = random(g.x_len(), 7);
+    let dy = random(g.y_len(), 8);
+    let dw =
+        |threads| kernels::with_threads(threads, || kernels::conv2d::conv2d_w_grad(&g, &x, &dy));
+    let one = dw(1);
+    for threads in [2, 3, 5] {
+        assert!(
+            one.iter()
+                .zip(dw(threads))
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{threads} threads"
+        );
+    }
 }
 
 #[test]

@@ -14,8 +14,11 @@
 //! | input gradient | `dcol[K, L] = Wᵀ[K, Cout] · dy[Cout, L]`, then col2im (scatter-add) into `dx` |
 //! | weight gradient | `dW[Cout, K] += dy[Cout, L] · colᵀ[L, K]` |
 //!
-//! Parallelism: images are split into one contiguous chunk per rayon thread (so a 2-core machine runs
-//! two chunks, not many small tasks); the weight gradient sums one partial per chunk at the end.
+//! Parallelism: for the forward and the input gradient, images are split into one contiguous chunk
+//! per rayon thread (so a 2-core machine runs two chunks, not many small tasks); each image's result
+//! does not depend on the split. The weight gradient sums one partial per chunk, in order, over a
+//! split that depends on the geometry only (up to 8 chunks), so it does not depend on the thread
+//! count either.
 //! Each chunk is cut further so that its im2col buffer stays under [`COL_BUDGET`] floats.
 
 use std::ops::Range;
@@ -97,6 +100,19 @@ fn split(n: usize, parts: usize) -> Vec<Range<usize>> {
         .map(|i| (i * n / parts)..((i + 1) * n / parts))
         .filter(|r| !r.is_empty())
         .collect()
+}
+
+/// Most partial sums the weight gradient splits the batch into.
+const W_GRAD_PARTS: usize = 8;
+/// Least GEMM depth (images × Ho·Wo) of one weight-gradient partial, where the batch allows.
+const W_GRAD_MIN_DEPTH: usize = 256;
+
+/// The image chunks of the weight gradient, one partial sum each. They depend on the geometry
+/// only, never on the thread count, so the summed gradient (and so training) is bit-identical on
+/// any machine.
+fn w_grad_chunks(g: &Conv2dGeom) -> Vec<Range<usize>> {
+    let by_depth = g.batch * g.plane_out() / W_GRAD_MIN_DEPTH;
+    split(g.batch, by_depth.clamp(1, W_GRAD_PARTS))
 }
 
 /// Sub-ranges of `r` of at most `step` images.
@@ -406,8 +422,7 @@ pub fn conv2d_w_grad(g: &Conv2dGeom, x: &[f32], dy: &[f32]) -> Vec<f32> {
     check(g, Some(x), None, Some(dy));
     let p = g.plane_out();
     let k = g.k_dim();
-    let chunks = split(g.batch, rayon::current_num_threads());
-    let partials: Vec<Vec<f32>> = chunks
+    let partials: Vec<Vec<f32>> = w_grad_chunks(g)
         .into_par_iter()
         .map(|r| {
             let mut dw = vec![0.0f32; g.w_len()];

@@ -1,13 +1,14 @@
 //! CPU kernels that replace slow paths of Burn's `flex` backend (issue 5, CPU speed).
 //!
 //! [`conv2d`] has convolution forward, input gradient and weight gradient as one GEMM each per
-//! image chunk (`gemm` 0.19, the crate flex itself uses) with rayon over image chunks. The
-//! functions here wrap them for `Tensor<4>`: they read the tensor to the host, run the kernel and
-//! build a new tensor on the same device, so they are for tests and benchmarks. Wiring them into
-//! autodiff needs Burn's `extension` feature (a custom op with a handwritten backward for
-//! `Autodiff<Flex>`); see docs/benchmarks.md for why that is not done yet.
+//! image chunk (`gemm` 0.19, the crate flex itself uses) with rayon over image chunks.
+//! [`conv_op`] puts them under autodiff as a Burn backend extension; every convolution of the
+//! networks goes through [`conv_op::conv2d`]. The functions here wrap the kernels for `Tensor<4>`:
+//! they read the tensor to the host, run the kernel and build a new tensor on the same device, so
+//! they are for tests and benchmarks.
 
 pub mod conv2d;
+pub mod conv_op;
 
 use burn::tensor::{Tensor, TensorData};
 

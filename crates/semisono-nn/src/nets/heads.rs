@@ -2,12 +2,11 @@
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, Linear, LinearConfig};
 use burn::tensor::activation::{leaky_relu, relu};
 use burn::tensor::{Device, Tensor};
 
-use super::layers::{batch_norm, conv};
+use super::layers::{batch_norm, conv, Conv2d};
 use crate::ops::l2_normalize;
 
 /// ε of the L2 normalisations of embeddings (PyTorch `F.normalize`'s default). Hermes' image

@@ -23,13 +23,12 @@
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, Linear, LinearConfig};
 use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Device, Tensor};
 
 use super::heads::global_avg_pool;
-use super::layers::{batch_norm, conv};
+use super::layers::{batch_norm, conv, Conv2d};
 use super::unet::upsample_bilinear;
 
 /// The segmenter features the four IAS sites read (Hermes' names), from S's forward pass on the

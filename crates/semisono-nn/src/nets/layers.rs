@@ -1,11 +1,40 @@
 //! Small constructors for the convolution and normalisation layers the networks share, and the
 //! layer enum that mirrors a PyTorch `nn.Sequential`.
 
-use burn::module::Module;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::module::{Module, Param};
+use burn::nn::conv::Conv2dConfig;
 use burn::nn::pool::AvgPool2d;
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d, Relu};
+use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
+
+use crate::kernels::conv_op;
+
+/// A 2-D convolution (groups 1, symmetric padding) whose backward runs the GEMM kernels on
+/// `flex` ([`crate::kernels::conv_op`]). Its parameters are named as in `burn::nn::conv::Conv2d`
+/// and PyTorch (`weight`, `bias`), so checkpoints and imported `.pth` weights are unchanged.
+#[derive(Module, Debug)]
+pub struct Conv2d {
+    /// `[out channels, in channels, kh, kw]`.
+    pub weight: Param<Tensor<4>>,
+    /// `[out channels]`, if any.
+    pub bias: Option<Param<Tensor<1>>>,
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+}
+
+impl Conv2d {
+    /// Applies the convolution to `x` `[batch, in channels, h, w]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        conv_op::conv2d(
+            x,
+            self.weight.val(),
+            self.bias.as_ref().map(Param::val),
+            ConvOptions::new(self.stride, self.padding, self.dilation, 1),
+        )
+    }
+}
 
 /// One layer of a PyTorch `nn.Sequential` (torchvision's `downsample`, Res2Net's deep stem).
 ///
@@ -70,7 +99,15 @@ pub(crate) fn conv(
     if let Some(init) = init {
         config = config.with_initializer(init);
     }
-    config.init(device)
+    // Burn's initialisation, so weights are drawn exactly as before this type existed.
+    let burn_conv = config.init(device);
+    Conv2d {
+        weight: burn_conv.weight,
+        bias: burn_conv.bias,
+        stride: [stride; 2],
+        padding: [padding; 2],
+        dilation: [1, 1],
+    }
 }
 
 /// BatchNorm with PyTorch's defaults (eps 1e-5, momentum 0.1, γ = 1, β = 0).

@@ -9,14 +9,15 @@
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, PaddingConfig2d, Relu};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::backbone::{EncoderFeatures, InputNorm, InputNormConfig, StageHook};
-use super::layers::{batch_norm, conv, kaiming_normal_fan_out, run_sequential, SequentialLayer};
+use super::layers::{
+    batch_norm, conv, kaiming_normal_fan_out, run_sequential, Conv2d, SequentialLayer,
+};
 
 /// Bottle2neck expansion: a stage of `planes` outputs `4·planes` channels.
 const EXPANSION: usize = 4;

@@ -11,14 +11,15 @@
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::backbone::{EncoderFeatures, InputNorm, InputNormConfig, StageHook};
-use super::layers::{batch_norm, conv, kaiming_normal_fan_out, run_sequential, SequentialLayer};
+use super::layers::{
+    batch_norm, conv, kaiming_normal_fan_out, run_sequential, Conv2d, SequentialLayer,
+};
 
 /// Configuration of a [`ResNet`] built from BasicBlocks.
 #[derive(Config, Debug)]

@@ -32,14 +32,14 @@
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::conv::{Conv2d, ConvTranspose2d, ConvTranspose2dConfig};
+use burn::nn::conv::{ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{BatchNorm, Dropout, DropoutConfig};
 use burn::tensor::activation::leaky_relu;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Tensor};
 
-use super::layers::{batch_norm, conv};
+use super::layers::{batch_norm, conv, Conv2d};
 
 const LEAKY_SLOPE: f64 = 0.2;
 

@@ -1,0 +1,249 @@
+//! conv2d as a Burn backend extension: on `flex`, the forward is flex's own conv2d and the
+//! backward is [`super::conv2d`]'s GEMM input, weight and bias gradients instead of Burn's
+//! generic ones (a transposed convolution, and a convolution with the output gradient as the
+//! kernel; 1.9x the forward for the weight gradient alone, docs/benchmarks.md).
+//!
+//! [`conv2d`] is the one entry point the networks use. It takes the fast path only where the
+//! GEMM kernels apply (a flex tensor, f32, groups 1, symmetric padding) and calls Burn's
+//! `conv2d` everywhere else (GPU backends, other dtypes), so results off flex are unchanged.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::Autodiff;
+use burn::backend::ops::{FloatTensorOps, ModuleOps};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{
+    backend_extension, Backend, Dispatch, DispatchTensor, DispatchTensorKind, Flex, TensorMetadata,
+};
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{DType, Tensor, TensorData};
+
+use super::conv2d::{self as gemm_conv, Conv2dGeom};
+
+/// The custom op. Only flex and autodiff-over-flex implement it: [`conv2d`] never routes other
+/// backends here. Two methods because the extension macro of Burn 0.22.1 does not route an
+/// `Option` tensor argument.
+#[backend_extension(Flex, Autodiff)]
+pub trait GemmConvBackend: Backend {
+    /// `conv2d(x, weight)` (no bias) whose backward runs the GEMM kernels.
+    fn gemm_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self>;
+
+    /// `conv2d(x, weight, bias)` whose backward runs the GEMM kernels.
+    fn gemm_conv2d_bias(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self>;
+}
+
+// Flex's own forward is as fast as the GEMM one (docs/benchmarks.md, per-op profile).
+impl GemmConvBackend for Flex {
+    fn gemm_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        Flex::conv2d(x, weight, None, options)
+    }
+
+    fn gemm_conv2d_bias(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        Flex::conv2d(x, weight, Some(bias), options)
+    }
+}
+
+/// The backward of [`GemmConvBackend`]'s convolutions on flex; `N` = 2 (no bias) or 3 parents.
+#[derive(Debug)]
+struct GemmConvBackward<const N: usize>;
+
+/// What the backward needs: the forward's input and weight (shared, not copied: flex tensors are
+/// reference-counted) and the geometry.
+#[derive(Clone, Debug)]
+struct GemmConvState {
+    x: FloatTensor<Flex>,
+    weight: FloatTensor<Flex>,
+    geom: Conv2dGeom,
+}
+
+impl<const N: usize> Backward<Flex, N> for GemmConvBackward<N> {
+    type State = GemmConvState;
+
+    fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = grads.consume::<Flex>(&ops.node);
+        let GemmConvState { x, weight, geom } = ops.state;
+        let device = dy.device();
+        let to_flex = |values: Vec<f32>, shape: Vec<usize>| {
+            Flex::float_from_data(TensorData::new(values, shape), &device)
+        };
+        let [x_shape, w_shape] = [&x, &weight].map(|t| t.shape().to_vec());
+        with_f32(&dy, |dy| {
+            if let Some(node) = &ops.parents[0] {
+                let dx = with_f32(&weight, |w| gemm_conv::conv2d_x_grad(&geom, w, dy));
+                grads.register::<Flex>(node.id, to_flex(dx, x_shape));
+            }
+            if let Some(node) = &ops.parents[1] {
+                let dw = with_f32(&x, |x| gemm_conv::conv2d_w_grad(&geom, x, dy));
+                grads.register::<Flex>(node.id, to_flex(dw, w_shape));
+            }
+            if let Some(Some(node)) = ops.parents.get(2) {
+                let db = gemm_conv::conv2d_b_grad(&geom, dy);
+                grads.register::<Flex>(node.id, to_flex(db, vec![geom.c_out]));
+            }
+        });
+    }
+}
+
+/// Runs `f` on the tensor's f32 values in row-major order, copying only a strided view.
+fn with_f32<R>(t: &FloatTensor<Flex>, f: impl FnOnce(&[f32]) -> R) -> R {
+    match t.as_slice::<f32>() {
+        Some(values) => f(values),
+        None => f(t
+            .to_contiguous()
+            .as_slice::<f32>()
+            .expect("a contiguous f32 flex tensor")),
+    }
+}
+
+impl<C: CheckpointStrategy> GemmConvBackend for Autodiff<Flex, C> {
+    fn gemm_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        tracked_conv2d::<C>(x, weight, None, options)
+    }
+
+    fn gemm_conv2d_bias(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        tracked_conv2d::<C>(x, weight, Some(bias), options)
+    }
+}
+
+/// Flex's conv2d forward, registering [`GemmConvBackward`] where a gradient is needed.
+fn tracked_conv2d<C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<Flex, C>>,
+    weight: FloatTensor<Autodiff<Flex, C>>,
+    bias: Option<FloatTensor<Autodiff<Flex, C>>>,
+    options: ConvOptions<2>,
+) -> FloatTensor<Autodiff<Flex, C>> {
+    let geom = match geometry(
+        &x.primitive().shape().to_vec(),
+        &weight.primitive().shape().to_vec(),
+        x.primitive().dtype(),
+        &options,
+    ) {
+        Some(geom) => geom,
+        // Burn's own differentiable conv2d for what the kernels do not cover.
+        None => return Autodiff::<Flex, C>::conv2d(x, weight, bias, options),
+    };
+    let state = GemmConvState {
+        x: x.primitive().clone(),
+        weight: weight.primitive().clone(),
+        geom,
+    };
+    let forward = |x: FloatTensor<Autodiff<Flex, C>>,
+                   weight: FloatTensor<Autodiff<Flex, C>>,
+                   bias: Option<FloatTensor<Autodiff<Flex, C>>>| {
+        Flex::conv2d(
+            x.into_primitive(),
+            weight.into_primitive(),
+            bias.map(|b| b.into_primitive()),
+            options,
+        )
+    };
+    match bias {
+        Some(bias) => match GemmConvBackward::<3>
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(state, forward(x, weight, Some(bias))),
+            OpsKind::UnTracked(prep) => prep.finish(forward(x, weight, Some(bias))),
+        },
+        None => match GemmConvBackward::<2>
+            .prepare::<C>([x.node(), weight.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(state, forward(x, weight, None)),
+            OpsKind::UnTracked(prep) => prep.finish(forward(x, weight, None)),
+        },
+    }
+}
+
+/// The kernels' geometry for this convolution, or `None` where they do not apply (not f32,
+/// groups ≠ 1, asymmetric padding, not 4-D).
+fn geometry(
+    x: &[usize],
+    w: &[usize],
+    dtype: DType,
+    options: &ConvOptions<2>,
+) -> Option<Conv2dGeom> {
+    let (&[batch, c_in, h_in, w_in], &[c_out, w_c_in, kh, kw]) = (x, w) else {
+        return None;
+    };
+    let symmetric = options.padding.iter().all(|(begin, end)| begin == end);
+    if dtype != DType::F32 || options.groups != 1 || !symmetric || w_c_in != c_in {
+        return None;
+    }
+    Some(Conv2dGeom {
+        batch,
+        c_in,
+        h_in,
+        w_in,
+        c_out,
+        kernel: [kh, kw],
+        stride: options.stride,
+        padding: options.padding.map(|(begin, _)| begin),
+        dilation: options.dilation,
+    })
+}
+
+/// Whether a dispatch tensor lives on flex (with or without autodiff).
+fn on_flex(t: &DispatchTensor) -> bool {
+    match &t.kind {
+        DispatchTensorKind::Flex(_) => true,
+        DispatchTensorKind::Autodiff(inner) => matches!(**inner, DispatchTensorKind::Flex(_)),
+        #[allow(unreachable_patterns)]
+        _ => false,
+    }
+}
+
+/// 2-D convolution, differentiable: the GEMM backward on flex, Burn's `conv2d` elsewhere. Same
+/// arguments and result as `burn::tensor::module::conv2d`.
+pub fn conv2d(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    options: ConvOptions<2>,
+) -> Tensor<4> {
+    let x = x.into_dispatch();
+    if !on_flex(&x) {
+        return burn::tensor::module::conv2d(Tensor::from_dispatch(x), weight, bias, options);
+    }
+    let weight = weight.into_dispatch();
+    Tensor::from_dispatch(match bias {
+        Some(bias) => <Dispatch as GemmConvBackend>::gemm_conv2d_bias(
+            x,
+            weight,
+            bias.into_dispatch(),
+            options,
+        ),
+        None => <Dispatch as GemmConvBackend>::gemm_conv2d(x, weight, options),
+    })
+}
