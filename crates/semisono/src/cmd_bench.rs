@@ -7,6 +7,9 @@
 //!   child process of its own (this binary, re-run with a hidden `--child` flag), so its peak
 //!   (`VmHWM`) is its own and not memory the allocator kept from an earlier case.
 //!
+//! * `--unet`: issue 5's reference network (U-Net on ResNet-18, batch 8 x 3 x 128²): training
+//!   step, inference and saliency, medians (`cmd_bench_unet`; `bench/torch_unet.py` is the PyTorch
+//!   side).
 //! * `--ops`: a per-op breakdown of the issue-5 reference network (U-Net on a ResNet-18 encoder):
 //!   conv forward / input gradient / weight gradient per distinct layer shape, flex's stock ops
 //!   against the GEMM kernels of `semisono_nn::kernels`, and BatchNorm, ReLU, max-pool, bilinear
@@ -36,7 +39,8 @@ use crate::bad_input;
     semisono bench --train --infer                   both presets, 1 warm-up + 3 steps\n  \
     semisono bench --train --preset quickstart-cpu --steps 20 --warmup 3\n  \
     semisono bench --train --infer --preset hermes-paper --set hermes.attention=false --json b.json\n  \
-    semisono bench --ops --ops-reps 10 --threads 2 --json ops.json   per-op breakdown")]
+    semisono bench --ops --ops-reps 10 --threads 2 --json ops.json   per-op breakdown\n  \
+    semisono bench --unet --threads 2 --json unet.json   reference U-Net step, inference, saliency")]
 pub struct BenchArgs {
     /// Pipeline stages to measure: phantom, metrics, or all. Default: all, unless --train or
     /// --infer is given (then none).
@@ -92,15 +96,23 @@ pub struct BenchArgs {
     /// Also write every figure to this JSON file.
     #[arg(long, help_heading = "Training and inference")]
     pub json: Option<PathBuf>,
+    /// Issue 5's reference network, U-Net on a ResNet-18 encoder (batch --ops-batch x 3 x
+    /// --ops-size²): training step (pixel CE, Adam), inference, and ResNet-18 input-gradient
+    /// saliency; medians over --unet-reps after --warmup.
+    #[arg(long, help_heading = "Reference U-Net")]
+    pub unet: bool,
+    /// Measured repetitions of each --unet case.
+    #[arg(long, default_value_t = 10, help_heading = "Reference U-Net")]
+    pub unet_reps: usize,
     /// Per-op breakdown of the reference U-Net (ResNet-18 encoder): conv forward, input and
     /// weight gradient per layer shape (stock flex against the GEMM kernels), BatchNorm, ReLU,
     /// max-pool, bilinear up-sampling, matmul.
     #[arg(long, help_heading = "Per-op breakdown")]
     pub ops: bool,
-    /// Batch of the per-op breakdown.
+    /// Batch of the per-op breakdown and of --unet.
     #[arg(long, default_value_t = 8, help_heading = "Per-op breakdown")]
     pub ops_batch: usize,
-    /// Input side of the per-op breakdown (a multiple of 32).
+    /// Input side of the per-op breakdown and of --unet (a multiple of 32).
     #[arg(long, default_value_t = 128, help_heading = "Per-op breakdown")]
     pub ops_size: usize,
     /// Measured repetitions per op (after --warmup untimed ones); the median is reported.
@@ -204,13 +216,17 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if let Some(case) = &args.child {
         return run_child(&args, case);
     }
-    if args.ops {
-        if args.train || args.infer {
+    if args.ops || args.unet {
+        if args.train || args.infer || (args.ops && args.unet) {
             return Err(bad_input!(
-                "--ops runs on its own: run --train / --infer separately"
+                "--ops and --unet each run on their own: run --train / --infer separately"
             ));
         }
-        return run_ops(&args);
+        return if args.ops {
+            run_ops(&args)
+        } else {
+            crate::cmd_bench_unet::run(&args)
+        };
     }
     let what = match (&args.what, args.train || args.infer) {
         (Some(w), _) => Some(w.as_str()),
@@ -439,7 +455,7 @@ fn print_ops(r: &bench::ops::OpsReport, start: Option<[f64; 3]>, end: Option<[f6
 // ---- training and inference ----
 
 /// Prefix of the one stdout line a child prints with its result.
-const RESULT_TAG: &str = "SEMISONO_BENCH_CASE ";
+pub(crate) const RESULT_TAG: &str = "SEMISONO_BENCH_CASE ";
 
 /// Seed of the synthetic batches (the networks are initialised from the preset's `seed`).
 const DATA_SEED: u64 = 0xBE7C;
@@ -515,7 +531,7 @@ struct Report {
 }
 
 /// The 1, 5 and 15 minute load averages (`/proc/loadavg`), as `uptime` prints them.
-fn loadavg() -> Option<[f64; 3]> {
+pub(crate) fn loadavg() -> Option<[f64; 3]> {
     let s = std::fs::read_to_string("/proc/loadavg").ok()?;
     let v: Vec<f64> = s
         .split_whitespace()
@@ -525,18 +541,18 @@ fn loadavg() -> Option<[f64; 3]> {
     v.try_into().ok()
 }
 
-fn fmt_load(l: Option<[f64; 3]>) -> String {
+pub(crate) fn fmt_load(l: Option<[f64; 3]>) -> String {
     l.map_or_else(
         || "n/a".into(),
         |[a, b, c]| format!("{a:.2}, {b:.2}, {c:.2}"),
     )
 }
 
-fn mib(bytes: Option<u64>) -> Option<f64> {
+pub(crate) fn mib(bytes: Option<u64>) -> Option<f64> {
     bytes.map(|b| b as f64 / (1024.0 * 1024.0))
 }
 
-fn cores() -> usize {
+pub(crate) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
@@ -752,6 +768,9 @@ fn print_tables(report: &Report) {
 
 /// One case, in this (child) process: prints progress to stderr and the result as one JSON line.
 fn run_child(args: &BenchArgs, case: &str) -> Result<()> {
+    if let Some(name) = case.strip_prefix("unet:") {
+        return crate::cmd_bench_unet::run_child(args, name);
+    }
     let (kind, preset) = match case.split_once(':') {
         Some(("train", p)) => (CaseKind::Train, p),
         Some(("infer", p)) => (CaseKind::Infer, p),

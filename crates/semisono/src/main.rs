@@ -4,6 +4,7 @@
 
 mod cell;
 mod cmd_bench;
+mod cmd_bench_unet;
 mod cmd_eval_masks;
 mod cmd_experiment;
 mod cmd_import;

@@ -1,0 +1,203 @@
+//! `semisono bench --unet`: issue 5's reference network (U-Net on a ResNet-18 encoder, batch 8 x 3
+//! x 128², pixel cross-entropy, Adam): training step, inference forward and ResNet-18 input-gradient
+//! saliency, medians over the measured repetitions, each case in a child process of its own for its
+//! peak memory. `bench/torch_unet.py` runs the same three in PyTorch and prints the ratios.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result};
+use semisono_train::bench::unet::{time_unet, UnetBenchOptions, UnetCase};
+use semisono_train::bench::{mem, Timings};
+use semisono_train::methods;
+use serde::{Deserialize, Serialize};
+
+use crate::bad_input;
+use crate::cmd_bench::{cores, fmt_load, loadavg, mib, BenchArgs, RESULT_TAG};
+
+/// What one case measured, as printed and as written to `--json` (the PyTorch script writes the
+/// same fields).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UnetCaseResult {
+    pub case: String,
+    pub framework: String,
+    pub batch: usize,
+    pub size: usize,
+    pub threads: usize,
+    pub warmup_s: Vec<f64>,
+    pub measured_s: Vec<f64>,
+    pub median_s: f64,
+    pub mean_s: f64,
+    pub min_s: f64,
+    pub cores_used: Option<f64>,
+    pub base_rss_mib: Option<f64>,
+    pub peak_rss_mib: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+struct UnetReport {
+    profile: &'static str,
+    cores: usize,
+    loadavg_start: Option<[f64; 3]>,
+    loadavg_end: Option<[f64; 3]>,
+    cases: Vec<UnetCaseResult>,
+}
+
+fn options(args: &BenchArgs) -> UnetBenchOptions {
+    UnetBenchOptions {
+        batch: args.ops_batch,
+        size: args.ops_size,
+        warmup: args.warmup,
+        reps: args.unet_reps,
+        ..UnetBenchOptions::default()
+    }
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Runs the three cases, each in a child process, and prints the table.
+pub fn run(args: &BenchArgs) -> Result<()> {
+    if args.unet_reps == 0 || args.threads == Some(0) || args.ops_batch == 0 {
+        return Err(bad_input!(
+            "--unet-reps, --ops-batch and --threads must be >= 1"
+        ));
+    }
+    if args.ops_size < 32 || !args.ops_size.is_multiple_of(32) {
+        return Err(bad_input!(
+            "--ops-size {}: the U-Net needs a multiple of 32 (e.g. 128)",
+            args.ops_size
+        ));
+    }
+    let exe = std::env::current_exe().context("locating this executable")?;
+    let load_start = loadavg();
+    eprintln!(
+        "bench --unet: {} core(s), load average {}; each case in its own process",
+        cores(),
+        fmt_load(load_start)
+    );
+    let mut cases = Vec::new();
+    for case in UnetCase::ALL {
+        let child = format!("unet:{}", case.name());
+        eprintln!("bench: {child} ...");
+        let mut cmd = Command::new(&exe);
+        cmd.args(["bench", "--child", &child])
+            .args(["--warmup", &args.warmup.to_string()])
+            .args(["--unet-reps", &args.unet_reps.to_string()])
+            .args(["--ops-batch", &args.ops_batch.to_string()])
+            .args(["--ops-size", &args.ops_size.to_string()]);
+        if let Some(t) = args.threads {
+            cmd.args(["--threads", &t.to_string()]);
+        }
+        let out = cmd
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .with_context(|| format!("running {child} in a child process"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        match (
+            out.status.success(),
+            stdout.lines().find_map(|l| l.strip_prefix(RESULT_TAG)),
+        ) {
+            (true, Some(json)) => cases.push(
+                serde_json::from_str::<UnetCaseResult>(json)
+                    .with_context(|| format!("{child}: reading the child's result"))?,
+            ),
+            _ => anyhow::bail!("{child}: the child process failed ({})", out.status),
+        }
+    }
+    let report = UnetReport {
+        profile: if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        cores: cores(),
+        loadavg_start: load_start,
+        loadavg_end: loadavg(),
+        cases,
+    };
+    println!(
+        "\n{} build, {} core(s), load average {} at start, {} at end\n\
+         U-Net on ResNet-18 (saliency: ResNet-18), batch {} x 3 x {}², ms\n\
+         {:<9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        report.profile,
+        report.cores,
+        fmt_load(report.loadavg_start),
+        fmt_load(report.loadavg_end),
+        args.ops_batch,
+        args.ops_size,
+        "case",
+        "median",
+        "mean",
+        "min",
+        "busy",
+        "peak MiB",
+        "base MiB"
+    );
+    let opt = |v: Option<f64>, digits: usize| v.map_or("n/a".into(), |v| format!("{v:.digits$}"));
+    for r in &report.cases {
+        println!(
+            "{:<9} {:>9.1} {:>9.1} {:>9.1} {:>9} {:>9} {:>9}",
+            r.case,
+            r.median_s * 1e3,
+            r.mean_s * 1e3,
+            r.min_s * 1e3,
+            opt(r.cores_used, 2),
+            opt(r.peak_rss_mib, 0),
+            opt(r.base_rss_mib, 0)
+        );
+    }
+    if let Some(path) = &args.json {
+        let mut f =
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        serde_json::to_writer_pretty(&mut f, &report)?;
+        writeln!(f)?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// One case in this (child) process; prints the result as one JSON line.
+pub fn run_child(args: &BenchArgs, name: &str) -> Result<()> {
+    let case = UnetCase::parse(name).ok_or_else(|| {
+        bad_input!("--child unet:{name}: expected unet:train, unet:infer or unet:saliency")
+    })?;
+    let threads = args.threads.unwrap_or_else(cores);
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .context("setting the compute thread count")?;
+    let device = methods::default_device();
+    let base_rss = mem::current_rss_bytes();
+    let o = options(args);
+    let label = format!("  unet:{name}");
+    let timings: Timings = time_unet(case, &o, &device, |i, warm, secs| {
+        let (what, k, n) = if warm {
+            ("warm-up", i + 1, o.warmup)
+        } else {
+            ("measured", i + 1 - o.warmup, o.reps)
+        };
+        eprintln!("{label} {what} {k}/{n}: {:.1} ms", secs * 1e3);
+    });
+    let result = UnetCaseResult {
+        case: name.to_string(),
+        framework: "semisono (Burn 0.22.1 flex)".into(),
+        batch: o.batch,
+        size: o.size,
+        threads,
+        median_s: median(&timings.measured_s),
+        mean_s: timings.mean(),
+        min_s: timings.min(),
+        cores_used: timings.cores_used(),
+        warmup_s: timings.warmup_s,
+        measured_s: timings.measured_s,
+        base_rss_mib: mib(base_rss),
+        peak_rss_mib: mib(mem::peak_rss_bytes()),
+    };
+    println!("{RESULT_TAG}{}", serde_json::to_string(&result)?);
+    Ok(())
+}
