@@ -84,6 +84,8 @@ fn cases() -> Vec<Case> {
         case([2, 3, 7, 6], [4, 3, 3, 3], [1, 1], [1, 1], [1, 1]),
         case([3, 5, 9, 8], [6, 5, 3, 3], [2, 2], [1, 1], [1, 1]),
         case([2, 4, 8, 7], [5, 4, 1, 1], [2, 2], [0, 0], [1, 1]),
+        // 1x1 stride 1: the in-place path (no im2col / col2im), over several images per chunk.
+        case([5, 6, 5, 7], [3, 6, 1, 1], [1, 1], [0, 0], [1, 1]),
         case([2, 3, 17, 16], [8, 3, 7, 7], [2, 2], [3, 3], [1, 1]),
         case([2, 3, 9, 9], [4, 3, 3, 3], [1, 1], [2, 2], [2, 2]),
         case([1, 2, 6, 5], [3, 2, 3, 1], [1, 2], [1, 0], [1, 1]),
@@ -303,7 +305,7 @@ fn gemm_conv2d_and_its_gradients_match_flex_autodiff() {
 #[test]
 fn stock_gradients_written_out_match_flex_autodiff() {
     let dev = Device::flex();
-    for (n, c) in cases().iter().enumerate().take(7) {
+    for (n, c) in cases().iter().enumerate().take(8) {
         let g = c.p.geom(c.x, c.w);
         let [ho, wo] = g.out_hw();
         let y_shape = [c.x[0], c.w[0], ho, wo];

@@ -18,7 +18,7 @@
 //! Build with --release for real figures.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -29,6 +29,7 @@ use semisono_phantom::{PhantomConfig, ProbeChoice};
 use semisono_train::bench::{self, mem, TrainBenchOptions};
 use semisono_train::config::TrainConfig;
 use semisono_train::methods;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::bad_input;
@@ -325,11 +326,7 @@ fn run_ops(args: &BenchArgs) -> Result<()> {
     if let Some(path) = &args.json {
         let (a, b, c) = report.conv_totals_ms();
         let json = OpsJson {
-            profile: if cfg!(debug_assertions) {
-                "debug"
-            } else {
-                "release"
-            },
+            profile: build_profile(),
             cores: cores(),
             loadavg_start: load_start,
             loadavg_end: load_end,
@@ -339,20 +336,25 @@ fn run_ops(args: &BenchArgs) -> Result<()> {
             conv_total_gemm_nt_ms: c,
             other_total_ms: report.other_total_ms(),
         };
-        let mut f =
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        serde_json::to_writer_pretty(&mut f, &json)?;
-        writeln!(f)?;
-        println!("wrote {}", path.display());
+        write_json(Some(path), &json)?;
     }
     Ok(())
+}
+
+/// "debug" or "release", as recorded in every report.
+pub(crate) fn build_profile() -> &'static str {
+    if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    }
 }
 
 fn print_ops(r: &bench::ops::OpsReport, start: Option<[f64; 3]>, end: Option<[f64; 3]>) {
     let nt = r.threads;
     println!(
         "\n{} build, batch {} x {}x{}, median of {} reps after {} warm-up, load average {} at start, {} at end",
-        if cfg!(debug_assertions) { "debug" } else { "release" },
+        build_profile(),
         r.batch,
         r.size,
         r.size,
@@ -579,7 +581,6 @@ fn run_cases(args: &BenchArgs) -> Result<()> {
     for p in &args.preset {
         resolve(p, &args.overrides).with_context(|| format!("preset {p}"))?;
     }
-    let exe = std::env::current_exe().context("locating this executable")?;
     let kinds: Vec<CaseKind> = [(args.train, CaseKind::Train), (args.infer, CaseKind::Infer)]
         .into_iter()
         .filter_map(|(on, k)| on.then_some(k))
@@ -594,56 +595,70 @@ fn run_cases(args: &BenchArgs) -> Result<()> {
     for preset in &args.preset {
         for &kind in &kinds {
             let case = format!("{}:{preset}", kind.name());
-            eprintln!("bench: {case} ...");
-            let mut cmd = Command::new(&exe);
-            cmd.arg("bench").arg("--child").arg(&case);
+            let mut child_args: Vec<String> = Vec::new();
             for o in &args.overrides {
-                cmd.arg("--set").arg(o);
+                child_args.extend(["--set".into(), o.clone()]);
             }
-            cmd.args(["--steps", &args.steps.to_string()])
-                .args(["--warmup", &args.warmup.to_string()])
-                .args(["--infer-reps", &args.infer_reps.to_string()]);
+            child_args.extend([
+                "--steps".into(),
+                args.steps.to_string(),
+                "--warmup".into(),
+                args.warmup.to_string(),
+                "--infer-reps".into(),
+                args.infer_reps.to_string(),
+            ]);
             if let Some(b) = args.infer_batch {
-                cmd.args(["--infer-batch", &b.to_string()]);
+                child_args.extend(["--infer-batch".into(), b.to_string()]);
             }
             if let Some(t) = args.threads {
-                cmd.args(["--threads", &t.to_string()]);
+                child_args.extend(["--threads".into(), t.to_string()]);
             }
             if args.no_contrast {
-                cmd.arg("--no-contrast");
+                child_args.push("--no-contrast".into());
             }
-            let out = cmd
-                .stdin(Stdio::null())
-                .stderr(Stdio::inherit())
-                .output()
-                .with_context(|| format!("running {case} in a child process"))?;
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            let line = stdout.lines().find_map(|l| l.strip_prefix(RESULT_TAG));
-            match (out.status.success(), line) {
-                (true, Some(json)) => results.push(
-                    serde_json::from_str::<CaseResult>(json)
-                        .with_context(|| format!("{case}: reading the child's result"))?,
-                ),
-                _ => anyhow::bail!("{case}: the child process failed ({})", out.status),
-            }
+            results.push(run_in_child::<CaseResult>(&case, &child_args)?);
         }
     }
     let report = Report {
-        profile: if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        },
+        profile: build_profile(),
         cores: cores(),
         loadavg_start: load_start,
         loadavg_end: loadavg(),
         cases: results,
     };
     print_tables(&report);
-    if let Some(path) = &args.json {
+    write_json(args.json.as_deref(), &report)
+}
+
+/// Runs `semisono bench --child CASE ARGS...` (this executable) and parses the result line it
+/// prints; its progress goes to our stderr.
+pub(crate) fn run_in_child<T: DeserializeOwned>(case: &str, args: &[String]) -> Result<T> {
+    let exe = std::env::current_exe().context("locating this executable")?;
+    eprintln!("bench: {case} ...");
+    let out = Command::new(exe)
+        .args(["bench", "--child", case])
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {case} in a child process"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    match (
+        out.status.success(),
+        stdout.lines().find_map(|l| l.strip_prefix(RESULT_TAG)),
+    ) {
+        (true, Some(json)) => serde_json::from_str(json)
+            .with_context(|| format!("{case}: reading the child's result")),
+        _ => anyhow::bail!("{case}: the child process failed ({})", out.status),
+    }
+}
+
+/// Writes `report` to `path` as pretty JSON, if a path was given.
+pub(crate) fn write_json(path: Option<&Path>, report: &impl Serialize) -> Result<()> {
+    if let Some(path) = path {
         let mut f =
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        serde_json::to_writer_pretty(&mut f, &report)?;
+        serde_json::to_writer_pretty(&mut f, report)?;
         writeln!(f)?;
         println!("wrote {}", path.display());
     }

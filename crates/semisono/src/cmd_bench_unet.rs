@@ -3,9 +3,6 @@
 //! saliency, medians over the measured repetitions, each case in a child process of its own for its
 //! peak memory. `bench/torch_unet.py` runs the same three in PyTorch and prints the ratios.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use anyhow::{Context, Result};
 use semisono_train::bench::unet::{time_unet, UnetBenchOptions, UnetCase};
 use semisono_train::bench::{mem, Timings};
@@ -13,7 +10,9 @@ use semisono_train::methods;
 use serde::{Deserialize, Serialize};
 
 use crate::bad_input;
-use crate::cmd_bench::{cores, fmt_load, loadavg, mib, BenchArgs, RESULT_TAG};
+use crate::cmd_bench::{
+    build_profile, cores, fmt_load, loadavg, mib, run_in_child, write_json, BenchArgs, RESULT_TAG,
+};
 
 /// What one case measured, as printed and as written to `--json` (the PyTorch script writes the
 /// same fields).
@@ -72,49 +71,30 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             args.ops_size
         ));
     }
-    let exe = std::env::current_exe().context("locating this executable")?;
     let load_start = loadavg();
     eprintln!(
         "bench --unet: {} core(s), load average {}; each case in its own process",
         cores(),
         fmt_load(load_start)
     );
-    let mut cases = Vec::new();
-    for case in UnetCase::ALL {
-        let child = format!("unet:{}", case.name());
-        eprintln!("bench: {child} ...");
-        let mut cmd = Command::new(&exe);
-        cmd.args(["bench", "--child", &child])
-            .args(["--warmup", &args.warmup.to_string()])
-            .args(["--unet-reps", &args.unet_reps.to_string()])
-            .args(["--ops-batch", &args.ops_batch.to_string()])
-            .args(["--ops-size", &args.ops_size.to_string()]);
-        if let Some(t) = args.threads {
-            cmd.args(["--threads", &t.to_string()]);
-        }
-        let out = cmd
-            .stdin(Stdio::null())
-            .stderr(Stdio::inherit())
-            .output()
-            .with_context(|| format!("running {child} in a child process"))?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        match (
-            out.status.success(),
-            stdout.lines().find_map(|l| l.strip_prefix(RESULT_TAG)),
-        ) {
-            (true, Some(json)) => cases.push(
-                serde_json::from_str::<UnetCaseResult>(json)
-                    .with_context(|| format!("{child}: reading the child's result"))?,
-            ),
-            _ => anyhow::bail!("{child}: the child process failed ({})", out.status),
-        }
+    let mut child_args: Vec<String> = [
+        ("--warmup", args.warmup),
+        ("--unet-reps", args.unet_reps),
+        ("--ops-batch", args.ops_batch),
+        ("--ops-size", args.ops_size),
+    ]
+    .iter()
+    .flat_map(|(flag, v)| [flag.to_string(), v.to_string()])
+    .collect();
+    if let Some(t) = args.threads {
+        child_args.extend(["--threads".into(), t.to_string()]);
     }
+    let cases = UnetCase::ALL
+        .into_iter()
+        .map(|case| run_in_child(&format!("unet:{}", case.name()), &child_args))
+        .collect::<Result<Vec<UnetCaseResult>>>()?;
     let report = UnetReport {
-        profile: if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        },
+        profile: build_profile(),
         cores: cores(),
         loadavg_start: load_start,
         loadavg_end: loadavg(),
@@ -151,14 +131,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             opt(r.base_rss_mib, 0)
         );
     }
-    if let Some(path) = &args.json {
-        let mut f =
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        serde_json::to_writer_pretty(&mut f, &report)?;
-        writeln!(f)?;
-        println!("wrote {}", path.display());
-    }
-    Ok(())
+    write_json(args.json.as_deref(), &report)
 }
 
 /// One case in this (child) process; prints the result as one JSON line.

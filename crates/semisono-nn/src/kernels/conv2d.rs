@@ -82,6 +82,12 @@ impl Conv2dGeom {
         2.0 * (self.batch * ho * wo) as f64 * self.c_out as f64 * self.k_dim() as f64
     }
 
+    /// 1x1, stride 1, no padding: im2col of an image is the image itself, so the kernels read `x`
+    /// and `dy` in place and write `dx` directly (no im2col copy, no col2im scatter).
+    fn is_pointwise(&self) -> bool {
+        self.kernel == [1, 1] && self.stride == [1, 1] && self.padding == [0, 0]
+    }
+
     fn plane_out(&self) -> usize {
         let [ho, wo] = self.out_hw();
         ho * wo
@@ -382,6 +388,16 @@ pub fn conv2d_x_grad(g: &Conv2dGeom, w: &[f32], dy: &[f32]) -> Vec<f32> {
         parts.push((r.clone(), head));
         rest = tail;
     }
+    if g.is_pointwise() {
+        parts.into_par_iter().for_each(|(r, dxs)| {
+            for (img, out) in r.zip(dxs.chunks_mut(per_img)) {
+                // dx_img[Cin, P] = Wᵀ[Cin, Cout] · dy_img[Cout, P]
+                let dy_img = &dy[img * g.c_out * p..][..g.c_out * p];
+                matmul(g.c_in, p, g.c_out, out, p, false, w, 1, k, dy_img, p, 1);
+            }
+        });
+        return dx;
+    }
     parts.into_par_iter().for_each(|(r, dxs)| {
         let step = g.images_per_col();
         let cap = step.min(r.len()) * p;
@@ -426,6 +442,28 @@ pub fn conv2d_w_grad(g: &Conv2dGeom, x: &[f32], dy: &[f32]) -> Vec<f32> {
         .into_par_iter()
         .map(|r| {
             let mut dw = vec![0.0f32; g.w_len()];
+            if g.is_pointwise() {
+                for (i, img) in r.enumerate() {
+                    // dW[Cout, Cin] (+)= dy_img[Cout, P] · x_imgᵀ[P, Cin]
+                    let dy_img = &dy[img * g.c_out * p..][..g.c_out * p];
+                    let x_img = &x[img * g.c_in * p..][..g.c_in * p];
+                    matmul(
+                        g.c_out,
+                        g.c_in,
+                        p,
+                        &mut dw,
+                        k,
+                        i > 0,
+                        dy_img,
+                        p,
+                        1,
+                        x_img,
+                        1,
+                        p,
+                    );
+                }
+                return dw;
+            }
             let step = g.images_per_col();
             let cap = step.min(r.len()) * p;
             let mut col = vec![0.0f32; k * cap];

@@ -224,8 +224,16 @@ fn on_flex(t: &DispatchTensor) -> bool {
     }
 }
 
-/// 2-D convolution, differentiable: the GEMM backward on flex, Burn's `conv2d` elsewhere. Same
-/// arguments and result as `burn::tensor::module::conv2d`.
+/// Whether `SEMISONO_STOCK_CONV=1` asks for Burn's own conv2d everywhere: the "before" of
+/// `semisono bench` comparisons in one binary (read once per process).
+fn stock_requested() -> bool {
+    static STOCK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *STOCK.get_or_init(|| std::env::var("SEMISONO_STOCK_CONV").is_ok_and(|v| v == "1"))
+}
+
+/// 2-D convolution, differentiable: the GEMM backward on flex, Burn's `conv2d` elsewhere (and
+/// everywhere when `SEMISONO_STOCK_CONV=1`). Same arguments and result as
+/// `burn::tensor::module::conv2d`.
 pub fn conv2d(
     x: Tensor<4>,
     weight: Tensor<4>,
@@ -233,7 +241,7 @@ pub fn conv2d(
     options: ConvOptions<2>,
 ) -> Tensor<4> {
     let x = x.into_dispatch();
-    if !on_flex(&x) {
+    if !on_flex(&x) || stock_requested() {
         return burn::tensor::module::conv2d(Tensor::from_dispatch(x), weight, bias, options);
     }
     let weight = weight.into_dispatch();
