@@ -150,6 +150,14 @@ impl Timings {
         };
     }
 
+    /// Median of the measured repetitions (the upper one of an even count; NaN when there are
+    /// none): the figure least moved by a stray slow repetition.
+    pub fn median(&self) -> f64 {
+        let mut v = self.measured_s.clone();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    }
+
     /// Fastest measured repetition (NaN when there are none).
     pub fn min(&self) -> f64 {
         self.measured_s

@@ -76,7 +76,17 @@ fn run_steps_with(
     .flatten()
     {
         let v = probs.convert::<f32>().try_to_vec::<f32>().unwrap();
-        assert!(v.iter().all(|x| x.is_finite() && (0.0..=1.0).contains(x)));
+        let bad: Vec<(usize, f32)> = v
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|(_, x)| !(x.is_finite() && (0.0..=1.0).contains(x)))
+            .take(5)
+            .collect();
+        assert!(
+            bad.is_empty(),
+            "{method}: probabilities outside [0, 1]: {bad:?}"
+        );
     }
     losses
 }

@@ -75,8 +75,9 @@ pub struct BenchArgs {
         help_heading = "Training and inference"
     )]
     pub overrides: Vec<String>,
-    /// Measured training steps per preset.
-    #[arg(long, default_value_t = 3, help_heading = "Training and inference")]
+    /// Measured training steps per preset (the median is the figure; hermes-paper takes minutes
+    /// per step on a laptop CPU: pass fewer there).
+    #[arg(long, default_value_t = 10, help_heading = "Training and inference")]
     pub steps: usize,
     /// Untimed warm-up steps (and inference passes) before the measured ones.
     #[arg(long, default_value_t = 1, help_heading = "Training and inference")]
@@ -502,6 +503,8 @@ struct CaseResult {
     warmup_s: Vec<f64>,
     measured_s: Vec<f64>,
     mean_s: f64,
+    /// Median of the measured repetitions (the figure to quote).
+    median_s: f64,
     min_s: f64,
     /// Cores kept busy during the measured repetitions (process CPU seconds / wall seconds).
     cores_used: Option<f64>,
@@ -705,13 +708,14 @@ fn print_tables(report: &Report) {
         .collect();
     if !train.is_empty() {
         println!(
-            "\ntraining step (synthetic batches; mean and min over the measured steps)\n\
-             {:<16} {:<34} {:<17} {:>8} {:>9} {:>9} {:>7} {:>8} {:>8}",
+            "\ntraining step (synthetic batches; median, mean and min over the measured steps)\n\
+             {:<16} {:<34} {:<17} {:>8} {:>9} {:>9} {:>9} {:>7} {:>8} {:>8}",
             "preset",
             "networks",
             "batch",
             "thr/busy",
-            "s/step",
+            "median s",
+            "mean s",
             "min s",
             "it/s",
             "peak MB",
@@ -719,7 +723,7 @@ fn print_tables(report: &Report) {
         );
         for r in train {
             println!(
-                "{:<16} {:<34} {:<17} {:>8} {:>9.3} {:>9.3} {:>7} {:>8} {:>8}",
+                "{:<16} {:<34} {:<17} {:>8} {:>9.3} {:>9.3} {:>9.3} {:>7} {:>8} {:>8}",
                 r.preset,
                 networks(r),
                 format!(
@@ -727,6 +731,7 @@ fn print_tables(report: &Report) {
                     r.batch_labeled, r.batch_unlabeled, r.image_size, r.in_channels
                 ),
                 threads_busy(r),
+                r.median_s,
                 r.mean_s,
                 r.min_s,
                 sig3(r.it_per_s.unwrap_or(f64::NAN)),
@@ -753,12 +758,13 @@ fn print_tables(report: &Report) {
     if !infer.is_empty() {
         println!(
             "\ninference (segmenter + classifier, eval mode, probabilities read back)\n\
-             {:<16} {:<34} {:<17} {:>8} {:>9} {:>9} {:>9} {:>8} {:>8}",
+             {:<16} {:<34} {:<17} {:>8} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
             "preset",
             "networks",
             "batch",
             "thr/busy",
-            "s/batch",
+            "median s",
+            "mean s",
             "ms/img",
             "min ms",
             "peak MB",
@@ -766,11 +772,12 @@ fn print_tables(report: &Report) {
         );
         for r in infer {
             println!(
-                "{:<16} {:<34} {:<17} {:>8} {:>9.3} {:>9} {:>9} {:>8} {:>8}",
+                "{:<16} {:<34} {:<17} {:>8} {:>9.3} {:>9.3} {:>9} {:>9} {:>8} {:>8}",
                 r.preset,
                 networks(r),
                 format!("{} @{}² {}ch", r.infer_batch, r.image_size, r.in_channels),
                 threads_busy(r),
+                r.median_s,
                 r.mean_s,
                 opt_f(r.ms_per_image_mean, 1),
                 opt_f(r.ms_per_image_min, 1),
@@ -856,7 +863,8 @@ fn run_child(args: &BenchArgs, case: &str) -> Result<()> {
             (timings, build_s, 0, 0, Vec::new())
         }
     };
-    let (mean_s, min_s, cores_used) = (timings.mean(), timings.min(), timings.cores_used());
+    let (mean_s, median_s, min_s) = (timings.mean(), timings.median(), timings.min());
+    let cores_used = timings.cores_used();
     let per_image = |s: f64| (kind == CaseKind::Infer).then(|| s * 1e3 / batch as f64);
     let result = CaseResult {
         kind,
@@ -875,6 +883,7 @@ fn run_child(args: &BenchArgs, case: &str) -> Result<()> {
         contrast: kind == CaseKind::Train && !args.no_contrast,
         threads,
         mean_s,
+        median_s,
         min_s,
         cores_used,
         it_per_s: (kind == CaseKind::Train).then(|| 1.0 / mean_s),

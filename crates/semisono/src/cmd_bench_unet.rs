@@ -52,12 +52,6 @@ fn options(args: &BenchArgs) -> UnetBenchOptions {
     }
 }
 
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 /// Runs the three cases, each in a child process, and prints the table.
 pub fn run(args: &BenchArgs) -> Result<()> {
     if args.unet_reps == 0 || args.threads == Some(0) || args.ops_batch == 0 {
@@ -162,7 +156,7 @@ pub fn run_child(args: &BenchArgs, name: &str) -> Result<()> {
         batch: o.batch,
         size: o.size,
         threads,
-        median_s: median(&timings.measured_s),
+        median_s: timings.median(),
         mean_s: timings.mean(),
         min_s: timings.min(),
         cores_used: timings.cores_used(),

@@ -3,9 +3,9 @@
 //! generic ones (a transposed convolution, and a convolution with the output gradient as the
 //! kernel; 1.9x the forward for the weight gradient alone, docs/benchmarks.md).
 //!
-//! [`conv2d`] is the one entry point the networks use. It takes the fast path only where the
-//! GEMM kernels apply (a flex tensor, f32, groups 1, symmetric padding) and calls Burn's
-//! `conv2d` everywhere else (GPU backends, other dtypes), so results off flex are unchanged.
+//! [`conv2d`] is the one entry point the networks use. The GEMM backward is opt-in
+//! (`SEMISONO_CONV=gemm`, see [`ConvBackward`]); it applies only where the kernels do (a flex
+//! tensor, f32, groups 1, symmetric padding) and Burn's `conv2d` runs everywhere else.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -224,24 +224,51 @@ fn on_flex(t: &DispatchTensor) -> bool {
     }
 }
 
-/// Whether `SEMISONO_STOCK_CONV=1` asks for Burn's own conv2d everywhere: the "before" of
-/// `semisono bench` comparisons in one binary (read once per process).
-fn stock_requested() -> bool {
-    static STOCK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *STOCK.get_or_init(|| std::env::var("SEMISONO_STOCK_CONV").is_ok_and(|v| v == "1"))
+/// Which backward a flex convolution runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvBackward {
+    /// Burn's own (a transposed convolution and a swapped convolution): the default.
+    Stock,
+    /// The GEMM kernels of [`super::conv2d`] through the backend extension. Opt-in, because
+    /// several trainings running at once in one process (the test harness) gave NaN weights in
+    /// about 2% of runs with it and never without it; the cause is not found yet (docs/benchmarks.md).
+    Gemm,
 }
 
-/// 2-D convolution, differentiable: the GEMM backward on flex, Burn's `conv2d` elsewhere (and
-/// everywhere when `SEMISONO_STOCK_CONV=1`). Same arguments and result as
-/// `burn::tensor::module::conv2d`.
+impl ConvBackward {
+    /// `SEMISONO_CONV=gemm` selects [`ConvBackward::Gemm`]; anything else (or unset) is
+    /// [`ConvBackward::Stock`]. Read once per process.
+    pub fn from_env() -> Self {
+        static CHOICE: std::sync::OnceLock<ConvBackward> = std::sync::OnceLock::new();
+        *CHOICE.get_or_init(|| match std::env::var("SEMISONO_CONV").as_deref() {
+            Ok("gemm") => ConvBackward::Gemm,
+            _ => ConvBackward::Stock,
+        })
+    }
+}
+
+/// 2-D convolution, differentiable, with the backward [`ConvBackward::from_env`] selects. Same
+/// arguments and result as `burn::tensor::module::conv2d`.
 pub fn conv2d(
     x: Tensor<4>,
     weight: Tensor<4>,
     bias: Option<Tensor<1>>,
     options: ConvOptions<2>,
 ) -> Tensor<4> {
+    conv2d_with(x, weight, bias, options, ConvBackward::from_env())
+}
+
+/// [`conv2d`] with an explicit backward; [`ConvBackward::Gemm`] applies on flex tensors only (Burn's
+/// `conv2d` elsewhere).
+pub fn conv2d_with(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    options: ConvOptions<2>,
+    backward: ConvBackward,
+) -> Tensor<4> {
     let x = x.into_dispatch();
-    if !on_flex(&x) || stock_requested() {
+    if backward == ConvBackward::Stock || !on_flex(&x) {
         return burn::tensor::module::conv2d(Tensor::from_dispatch(x), weight, bias, options);
     }
     let weight = weight.into_dispatch();
