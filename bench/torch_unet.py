@@ -61,7 +61,7 @@ sys.path.insert(0, HERE)
 def run_child(args, case):
     import torch
     import torch.nn.functional as F
-    from torch_hermes import build_modules, ellipse_masks, loadavg, mib, status_kib  # noqa: F401
+    from torch_hermes import build_modules, ellipse_masks, mib, status_kib
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

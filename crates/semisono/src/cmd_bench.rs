@@ -526,13 +526,27 @@ struct CaseResult {
     loadavg_end: Option<[f64; 3]>,
 }
 
+/// What a run of child-process cases (`--train` / `--infer`, `--unet`) prints and writes to `--json`.
 #[derive(Debug, Serialize)]
-struct Report {
-    profile: &'static str,
-    cores: usize,
-    loadavg_start: Option<[f64; 3]>,
-    loadavg_end: Option<[f64; 3]>,
-    cases: Vec<CaseResult>,
+pub(crate) struct Report<C> {
+    pub profile: &'static str,
+    pub cores: usize,
+    pub loadavg_start: Option<[f64; 3]>,
+    pub loadavg_end: Option<[f64; 3]>,
+    pub cases: Vec<C>,
+}
+
+impl<C> Report<C> {
+    /// The report of `cases`, begun at load average `loadavg_start`, ending now.
+    pub fn new(loadavg_start: Option<[f64; 3]>, cases: Vec<C>) -> Self {
+        Self {
+            profile: build_profile(),
+            cores: cores(),
+            loadavg_start,
+            loadavg_end: loadavg(),
+            cases,
+        }
+    }
 }
 
 /// The 1, 5 and 15 minute load averages (`/proc/loadavg`), as `uptime` prints them.
@@ -622,13 +636,7 @@ fn run_cases(args: &BenchArgs) -> Result<()> {
             results.push(run_in_child::<CaseResult>(&case, &child_args)?);
         }
     }
-    let report = Report {
-        profile: build_profile(),
-        cores: cores(),
-        loadavg_start: load_start,
-        loadavg_end: loadavg(),
-        cases: results,
-    };
+    let report = Report::new(load_start, results);
     print_tables(&report);
     write_json(args.json.as_deref(), &report)
 }
@@ -693,7 +701,7 @@ fn sig3(v: f64) -> String {
     format!("{v:.digits$}")
 }
 
-fn print_tables(report: &Report) {
+fn print_tables(report: &Report<CaseResult>) {
     println!(
         "\n{} build, {} core(s), load average {} at start, {} at end",
         report.profile,

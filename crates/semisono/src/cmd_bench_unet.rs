@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bad_input;
 use crate::cmd_bench::{
-    build_profile, cores, fmt_load, loadavg, mib, run_in_child, write_json, BenchArgs, RESULT_TAG,
+    cores, fmt_load, loadavg, mib, run_in_child, write_json, BenchArgs, Report, RESULT_TAG,
 };
 
 /// What one case measured, as printed and as written to `--json` (the PyTorch script writes the
@@ -31,15 +31,6 @@ pub struct UnetCaseResult {
     pub cores_used: Option<f64>,
     pub base_rss_mib: Option<f64>,
     pub peak_rss_mib: Option<f64>,
-}
-
-#[derive(Debug, Serialize)]
-struct UnetReport {
-    profile: &'static str,
-    cores: usize,
-    loadavg_start: Option<[f64; 3]>,
-    loadavg_end: Option<[f64; 3]>,
-    cases: Vec<UnetCaseResult>,
 }
 
 fn options(args: &BenchArgs) -> UnetBenchOptions {
@@ -87,13 +78,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         .into_iter()
         .map(|case| run_in_child(&format!("unet:{}", case.name()), &child_args))
         .collect::<Result<Vec<UnetCaseResult>>>()?;
-    let report = UnetReport {
-        profile: build_profile(),
-        cores: cores(),
-        loadavg_start: load_start,
-        loadavg_end: loadavg(),
-        cases,
-    };
+    let report = Report::new(load_start, cases);
     println!(
         "\n{} build, {} core(s), load average {} at start, {} at end\n\
          U-Net on ResNet-18 (saliency: ResNet-18), batch {} x 3 x {}², ms\n\
