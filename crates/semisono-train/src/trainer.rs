@@ -201,11 +201,14 @@ pub fn train_with(
         for batch in loader.train_batches(first, last) {
             let step = batch.step;
             let t0 = Instant::now();
+            let one_graph_at_a_time = methods::exclusive();
             device.seed(step_seed(cfg.seed, step));
             let ctx = StepContext {
                 inject_nan: opts.inject_nan_at == Some(step),
             };
-            let losses = match method.step(&batch, &ctx) {
+            let result = method.step(&batch, &ctx);
+            drop(one_graph_at_a_time);
+            let losses = match result {
                 Ok(l) => l,
                 Err(e) => {
                     let line = serde_json::json!({

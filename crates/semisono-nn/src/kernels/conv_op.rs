@@ -3,9 +3,9 @@
 //! generic ones (a transposed convolution, and a convolution with the output gradient as the
 //! kernel; 1.9x the forward for the weight gradient alone, docs/benchmarks.md).
 //!
-//! [`conv2d`] is the one entry point the networks use. The GEMM backward is opt-in
-//! (`SEMISONO_CONV=gemm`, see [`ConvBackward`]); it applies only where the kernels do (a flex
-//! tensor, f32, groups 1, symmetric padding) and Burn's `conv2d` runs everywhere else.
+//! [`conv2d`] is the one entry point the networks use. The GEMM backward is the default
+//! (`SEMISONO_CONV=stock` selects Burn's, see [`ConvBackward`]); it applies only where the kernels
+//! do (a flex tensor, f32, groups 1, symmetric padding) and Burn's `conv2d` runs everywhere else.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -227,22 +227,20 @@ fn on_flex(t: &DispatchTensor) -> bool {
 /// Which backward a flex convolution runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConvBackward {
-    /// Burn's own (a transposed convolution and a swapped convolution): the default.
+    /// Burn's own (a transposed convolution and a swapped convolution).
     Stock,
-    /// The GEMM kernels of [`super::conv2d`] through the backend extension. Opt-in, because
-    /// several trainings running at once in one process (the test harness) gave NaN weights in
-    /// about 2% of runs with it and never without it; the cause is not found yet (docs/benchmarks.md).
+    /// The GEMM kernels of [`super::conv2d`] through the backend extension: the default.
     Gemm,
 }
 
 impl ConvBackward {
-    /// `SEMISONO_CONV=gemm` selects [`ConvBackward::Gemm`]; anything else (or unset) is
-    /// [`ConvBackward::Stock`]. Read once per process.
+    /// `SEMISONO_CONV=stock` selects [`ConvBackward::Stock`]; anything else (or unset) is
+    /// [`ConvBackward::Gemm`]. Read once per process.
     pub fn from_env() -> Self {
         static CHOICE: std::sync::OnceLock<ConvBackward> = std::sync::OnceLock::new();
         *CHOICE.get_or_init(|| match std::env::var("SEMISONO_CONV").as_deref() {
-            Ok("gemm") => ConvBackward::Gemm,
-            _ => ConvBackward::Stock,
+            Ok("stock") => ConvBackward::Stock,
+            _ => ConvBackward::Gemm,
         })
     }
 }

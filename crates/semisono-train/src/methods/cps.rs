@@ -100,7 +100,7 @@ impl SslMethod for Cps {
         "cps"
     }
 
-    fn step(&mut self, batch: &TrainBatch, ctx: &StepContext) -> Result<StepLosses> {
+    fn run_step(&mut self, batch: &TrainBatch, ctx: &StepContext) -> Result<StepLosses> {
         let unl = batch
             .unlabeled
             .as_ref()
@@ -182,7 +182,7 @@ impl SslMethod for Cps {
         }
     }
 
-    fn saliency(&self, images: &ImageBatch) -> Option<Tensor<3>> {
+    fn compute_saliency(&self, images: &ImageBatch) -> Option<Tensor<3>> {
         self.nets[0].saliency(images)
     }
 

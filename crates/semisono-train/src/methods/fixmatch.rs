@@ -103,7 +103,7 @@ impl SslMethod for FixMatch {
         "fixmatch"
     }
 
-    fn step(&mut self, batch: &TrainBatch, ctx: &StepContext) -> Result<StepLosses> {
+    fn run_step(&mut self, batch: &TrainBatch, ctx: &StepContext) -> Result<StepLosses> {
         let unl = batch.unlabeled.as_ref().ok_or_else(|| {
             TrainError::config("batch_unlabeled", "fixmatch needs unlabeled batches")
         })?;
@@ -152,7 +152,7 @@ impl SslMethod for FixMatch {
         self.nets.eval_forward(images)
     }
 
-    fn saliency(&self, images: &ImageBatch) -> Option<Tensor<3>> {
+    fn compute_saliency(&self, images: &ImageBatch) -> Option<Tensor<3>> {
         self.nets.saliency(images)
     }
 

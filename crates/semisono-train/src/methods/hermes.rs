@@ -152,7 +152,7 @@ impl SslMethod for Hermes {
         "hermes"
     }
 
-    fn step(&mut self, batch: &TrainBatch, ctx: &StepContext) -> Result<StepLosses> {
+    fn run_step(&mut self, batch: &TrainBatch, ctx: &StepContext) -> Result<StepLosses> {
         let h = &self.cfg;
         let d = &self.nets.device;
         let step = batch.step;
@@ -302,7 +302,7 @@ impl SslMethod for Hermes {
         self.eval_predictions(images)
     }
 
-    fn saliency(&self, images: &ImageBatch) -> Option<Tensor<3>> {
+    fn compute_saliency(&self, images: &ImageBatch) -> Option<Tensor<3>> {
         self.nets.saliency(images)
     }
 

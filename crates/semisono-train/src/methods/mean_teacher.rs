@@ -227,7 +227,7 @@ impl SslMethod for MeanTeacher {
         "mean-teacher"
     }
 
-    fn step(&mut self, batch: &TrainBatch, ctx: &StepContext) -> Result<StepLosses> {
+    fn run_step(&mut self, batch: &TrainBatch, ctx: &StepContext) -> Result<StepLosses> {
         let unl = batch.unlabeled.as_ref().ok_or_else(|| {
             TrainError::config("batch_unlabeled", "mean-teacher needs unlabeled batches")
         })?;
@@ -299,7 +299,7 @@ impl SslMethod for MeanTeacher {
     }
 
     /// The teacher classifier's vanilla saliency.
-    fn saliency(&self, images: &ImageBatch) -> Option<Tensor<3>> {
+    fn compute_saliency(&self, images: &ImageBatch) -> Option<Tensor<3>> {
         let cls = self.teacher_cls.as_ref()?.valid();
         let x = images_tensor(images, &self.nets.device.clone().without_autodiff());
         Some(vanilla_saliency(x, |x| cls.forward_logits(x)).map)

@@ -240,7 +240,7 @@ impl SslMethod for Mlrpl {
         "mlrpl"
     }
 
-    fn step(&mut self, batch: &TrainBatch, ctx: &StepContext) -> Result<StepLosses> {
+    fn run_step(&mut self, batch: &TrainBatch, ctx: &StepContext) -> Result<StepLosses> {
         let step = batch.step;
         let mut out = StepLosses::default();
         let x_l = images_tensor(&batch.labeled.images, &self.device);
@@ -307,7 +307,7 @@ impl SslMethod for Mlrpl {
         }
     }
 
-    fn saliency(&self, images: &ImageBatch) -> Option<Tensor<3>> {
+    fn compute_saliency(&self, images: &ImageBatch) -> Option<Tensor<3>> {
         self.cls.as_ref()?.saliency(images)
     }
 

@@ -73,22 +73,47 @@ pub struct Predictions {
     pub cls_probs: Option<Tensor<2>>,
 }
 
+/// The process-wide lock every autodiff step, saliency map and model construction holds, so that
+/// trainings running side by side in one process (the test harness, a library user's threads)
+/// take turns. Why: Burn 0.22.1 keeps all autodiff graphs in one registry, and a `backward` on
+/// one thread can free graph steps another thread is still building (tracel-ai/burn#5573): the
+/// other training then loses gradients or ends with NaN weights. Its RNG is process-wide too, so
+/// the seed and the draws it serves must not interleave with another training's. Re-entrant: the
+/// trainer holds it across the per-step seed and [`SslMethod::step`].
+pub fn exclusive() -> parking_lot::ReentrantMutexGuard<'static, ()> {
+    static LOCK: parking_lot::ReentrantMutex<()> = parking_lot::ReentrantMutex::new(());
+    LOCK.lock()
+}
+
 /// One semi-supervised method.
 pub trait SslMethod {
     /// The registry name.
     fn name(&self) -> &'static str;
 
     /// One optimisation step on `batch` (its `step` is the 1-based global step). Returns the loss
-    /// values; a non-finite loss is an error and leaves every weight untouched.
-    fn step(&mut self, batch: &TrainBatch, ctx: &StepContext) -> Result<StepLosses>;
+    /// values; a non-finite loss is an error and leaves every weight untouched. Holds
+    /// [`exclusive`] throughout.
+    fn step(&mut self, batch: &TrainBatch, ctx: &StepContext) -> Result<StepLosses> {
+        let _one_graph_at_a_time = exclusive();
+        self.run_step(batch, ctx)
+    }
+
+    /// What [`step`](Self::step) does, called with [`exclusive`] held.
+    fn run_step(&mut self, batch: &TrainBatch, ctx: &StepContext) -> Result<StepLosses>;
 
     /// Probabilities for `images` with the networks in evaluation mode (BN running statistics,
     /// no dropout, no autodiff).
     fn eval_forward(&self, images: &ImageBatch) -> Predictions;
 
     /// The classifier's vanilla saliency map `[N, H, W]` for `images` (eval mode); `None` without a
-    /// classifier.
-    fn saliency(&self, images: &ImageBatch) -> Option<Tensor<3>>;
+    /// classifier. Holds [`exclusive`] (it runs a backward).
+    fn saliency(&self, images: &ImageBatch) -> Option<Tensor<3>> {
+        let _one_graph_at_a_time = exclusive();
+        self.compute_saliency(images)
+    }
+
+    /// What [`saliency`](Self::saliency) does, called with [`exclusive`] held.
+    fn compute_saliency(&self, images: &ImageBatch) -> Option<Tensor<3>>;
 
     /// Writes the whole state into the existing directory `dir`.
     fn save(&self, dir: &Path) -> Result<()>;
@@ -155,6 +180,7 @@ pub fn default_device() -> Device {
 /// Builds the method `cfg.method` on `device` (an autodiff device). Seeds the device with
 /// `cfg.seed` first, so initial weights are repeatable.
 pub fn create(cfg: &TrainConfig, device: &Device) -> Result<Box<dyn SslMethod>> {
+    let _repeatable_init = exclusive();
     device.seed(cfg.seed);
     match cfg.method.as_str() {
         "supervised" => Ok(Box::new(supervised::Supervised::new(cfg, device)?)),

@@ -489,7 +489,7 @@ impl SslMethod for PatchCl {
         "patchcl"
     }
 
-    fn step(&mut self, batch: &TrainBatch, ctx: &StepContext) -> Result<StepLosses> {
+    fn run_step(&mut self, batch: &TrainBatch, ctx: &StepContext) -> Result<StepLosses> {
         let step = batch.step;
         let unl = batch.unlabeled.as_ref().ok_or_else(|| {
             TrainError::config("batch_unlabeled", "patchcl needs unlabeled batches")
@@ -558,7 +558,7 @@ impl SslMethod for PatchCl {
         }
     }
 
-    fn saliency(&self, images: &ImageBatch) -> Option<Tensor<3>> {
+    fn compute_saliency(&self, images: &ImageBatch) -> Option<Tensor<3>> {
         self.cls.as_ref().and_then(|n| n.saliency(images))
     }
 

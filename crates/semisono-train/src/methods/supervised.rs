@@ -32,7 +32,7 @@ impl SslMethod for Supervised {
         "supervised"
     }
 
-    fn step(&mut self, batch: &TrainBatch, ctx: &StepContext) -> Result<StepLosses> {
+    fn run_step(&mut self, batch: &TrainBatch, ctx: &StepContext) -> Result<StepLosses> {
         let mut out = StepLosses::default();
         let x = images_tensor(&batch.labeled.images, &self.nets.device);
         let seg_total = self.nets.seg.as_ref().map(|seg| {
@@ -56,7 +56,7 @@ impl SslMethod for Supervised {
         self.nets.eval_forward(images)
     }
 
-    fn saliency(&self, images: &ImageBatch) -> Option<Tensor<3>> {
+    fn compute_saliency(&self, images: &ImageBatch) -> Option<Tensor<3>> {
         self.nets.saliency(images)
     }
 
