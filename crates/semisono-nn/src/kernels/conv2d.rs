@@ -26,6 +26,10 @@ use std::ops::Range;
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
+mod forward;
+
+pub use forward::conv2d_forward;
+
 /// Largest im2col buffer, in floats, one chunk builds at once (16 MiB); an image larger than that is
 /// still done whole.
 pub const COL_BUDGET: usize = 4 << 20;
@@ -271,6 +275,40 @@ fn matmul(
     rhs_rs: usize,
     rhs_cs: usize,
 ) {
+    matmul_with(
+        Parallelism::None,
+        m,
+        n,
+        k,
+        dst,
+        dst_rs,
+        accumulate,
+        lhs,
+        lhs_rs,
+        lhs_cs,
+        rhs,
+        rhs_rs,
+        rhs_cs,
+    );
+}
+
+/// [`matmul`] with gemm's own parallelism (for a batch too small to split by image).
+#[allow(clippy::too_many_arguments)]
+fn matmul_with(
+    parallelism: Parallelism,
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    dst_rs: usize,
+    accumulate: bool,
+    lhs: &[f32],
+    lhs_rs: usize,
+    lhs_cs: usize,
+    rhs: &[f32],
+    rhs_rs: usize,
+    rhs_cs: usize,
+) {
     if m == 0 || n == 0 {
         return;
     }
@@ -302,7 +340,7 @@ fn matmul(
             false,
             false,
             false,
-            Parallelism::None,
+            parallelism,
         );
     }
 }
@@ -317,60 +355,6 @@ fn check(g: &Conv2dGeom, x: Option<&[f32]>, w: Option<&[f32]>, y: Option<&[f32]>
     if let Some(y) = y {
         assert_eq!(y.len(), g.y_len(), "conv2d output length");
     }
-}
-
-/// Forward: `y[N, Cout, Ho, Wo]` from `x[N, Cin, H, W]`, `w[Cout, Cin, kh, kw]` and an optional
-/// `bias[Cout]`.
-pub fn conv2d_forward(g: &Conv2dGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
-    check(g, Some(x), Some(w), None);
-    if let Some(b) = bias {
-        assert_eq!(b.len(), g.c_out, "conv2d bias length");
-    }
-    let p = g.plane_out();
-    let k = g.k_dim();
-    let mut y = vec![0.0f32; g.y_len()];
-    let per_img = g.c_out * p;
-    let chunks = split(g.batch, rayon::current_num_threads());
-    // Hand each task its own slice of `y` (images are contiguous in NCHW).
-    let mut parts = Vec::with_capacity(chunks.len());
-    let mut rest: &mut [f32] = &mut y;
-    for r in &chunks {
-        let (head, tail) = rest.split_at_mut(r.len() * per_img);
-        parts.push((r.clone(), head));
-        rest = tail;
-    }
-    parts.into_par_iter().for_each(|(r, ys)| {
-        let step = g.images_per_col();
-        let mut col = vec![0.0f32; k * step.min(r.len()) * p];
-        for sub in steps(r.clone(), step) {
-            let l = sub.len() * p;
-            im2col(x, g, sub.clone(), &mut col[..k * l]);
-            for (j, img) in sub.clone().enumerate() {
-                let out = &mut ys[(img - r.start) * per_img..][..per_img];
-                if let Some(b) = bias {
-                    for (co, plane) in out.chunks_mut(p).enumerate() {
-                        plane.fill(b[co]);
-                    }
-                }
-                // y_img[Cout, P] (+)= W[Cout, K] · col[:, j·P .. (j+1)·P]
-                matmul(
-                    g.c_out,
-                    p,
-                    k,
-                    out,
-                    p,
-                    bias.is_some(),
-                    w,
-                    k,
-                    1,
-                    &col[j * p..k * l],
-                    l,
-                    1,
-                );
-            }
-        }
-    });
-    y
 }
 
 /// Input gradient: `dx[N, Cin, H, W]` from `w` and the output gradient `dy[N, Cout, Ho, Wo]`.

@@ -43,14 +43,13 @@ pub trait GemmConvBackend: Backend {
     ) -> FloatTensor<Self>;
 }
 
-// Flex's own forward is as fast as the GEMM one (docs/benchmarks.md, per-op profile).
 impl GemmConvBackend for Flex {
     fn gemm_conv2d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
-        Flex::conv2d(x, weight, None, options)
+        forward(x, weight, None, options)
     }
 
     fn gemm_conv2d_bias(
@@ -59,8 +58,36 @@ impl GemmConvBackend for Flex {
         bias: FloatTensor<Self>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
-        Flex::conv2d(x, weight, Some(bias), options)
+        forward(x, weight, Some(bias), options)
     }
+}
+
+/// Fewest output channels the GEMM forward takes: below it (the 1x1 segmentation head) the GEMM is
+/// too thin and flex's own 1x1 path is faster (docs/benchmarks.md, per-op profile).
+const GEMM_FORWARD_MIN_C_OUT: usize = 8;
+
+/// The forward on flex: [`gemm_conv::conv2d_forward`] where the kernels apply, flex's own conv2d
+/// elsewhere.
+fn forward(
+    x: FloatTensor<Flex>,
+    weight: FloatTensor<Flex>,
+    bias: Option<FloatTensor<Flex>>,
+    options: ConvOptions<2>,
+) -> FloatTensor<Flex> {
+    let geom = geometry(&x, &weight, bias.as_ref(), &options)
+        .filter(|g| g.c_out >= GEMM_FORWARD_MIN_C_OUT);
+    let Some(geom) = geom else {
+        return Flex::conv2d(x, weight, bias, options);
+    };
+    let y = with_f32(&x, |x| {
+        with_f32(&weight, |w| match &bias {
+            Some(b) => with_f32(b, |b| gemm_conv::conv2d_forward(&geom, x, w, Some(b))),
+            None => gemm_conv::conv2d_forward(&geom, x, w, None),
+        })
+    });
+    let [ho, wo] = geom.out_hw();
+    let shape = vec![geom.batch, geom.c_out, ho, wo];
+    Flex::float_from_data(TensorData::new(y, shape), &x.device())
 }
 
 /// The backward of [`GemmConvBackend`]'s convolutions on flex; `N` = 2 (no bias) or 3 parents.
@@ -142,9 +169,9 @@ fn tracked_conv2d<C: CheckpointStrategy>(
     options: ConvOptions<2>,
 ) -> FloatTensor<Autodiff<Flex, C>> {
     let geom = match geometry(
-        &x.primitive().shape().to_vec(),
-        &weight.primitive().shape().to_vec(),
-        x.primitive().dtype(),
+        x.primitive(),
+        weight.primitive(),
+        bias.as_ref().map(|b| b.primitive()),
         &options,
     ) {
         Some(geom) => geom,
@@ -159,7 +186,7 @@ fn tracked_conv2d<C: CheckpointStrategy>(
     let forward = |x: FloatTensor<Autodiff<Flex, C>>,
                    weight: FloatTensor<Autodiff<Flex, C>>,
                    bias: Option<FloatTensor<Autodiff<Flex, C>>>| {
-        Flex::conv2d(
+        forward(
             x.into_primitive(),
             weight.into_primitive(),
             bias.map(|b| b.into_primitive()),
@@ -189,16 +216,22 @@ fn tracked_conv2d<C: CheckpointStrategy>(
 /// The kernels' geometry for this convolution, or `None` where they do not apply (not f32,
 /// groups ≠ 1, asymmetric padding, not 4-D).
 fn geometry(
-    x: &[usize],
-    w: &[usize],
-    dtype: DType,
+    x: &FloatTensor<Flex>,
+    weight: &FloatTensor<Flex>,
+    bias: Option<&FloatTensor<Flex>>,
     options: &ConvOptions<2>,
 ) -> Option<Conv2dGeom> {
-    let (&[batch, c_in, h_in, w_in], &[c_out, w_c_in, kh, kw]) = (x, w) else {
+    let (x_shape, w_shape) = (x.shape().to_vec(), weight.shape().to_vec());
+    let (&[batch, c_in, h_in, w_in], &[c_out, w_c_in, kh, kw]) = (&x_shape[..], &w_shape[..])
+    else {
         return None;
     };
     let symmetric = options.padding.iter().all(|(begin, end)| begin == end);
-    if dtype != DType::F32 || options.groups != 1 || !symmetric || w_c_in != c_in {
+    let all_f32 = [Some(x), Some(weight), bias]
+        .into_iter()
+        .flatten()
+        .all(|t| t.dtype() == DType::F32);
+    if !all_f32 || options.groups != 1 || !symmetric || w_c_in != c_in {
         return None;
     }
     Some(Conv2dGeom {

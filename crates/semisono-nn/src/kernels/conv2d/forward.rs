@@ -1,0 +1,205 @@
+//! Convolution forward. Stride 1 (every 3x3 and 1x1 convolution of the U-Net but the down-sampling
+//! ones): one GEMM per kernel tap, reading the zero-padded image in place at the tap's offset, so
+//! no im2col buffer (9x the input for a 3x3) is written and read back. Output rows are computed
+//! over the padded width, the extra columns cropped. Other strides: im2col + one GEMM per image.
+
+use std::ops::Range;
+
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+use super::{check, im2col, matmul_with, split, steps, Conv2dGeom};
+
+/// Forward: `y[N, Cout, Ho, Wo]` from `x[N, Cin, H, W]`, `w[Cout, Cin, kh, kw]` and an optional
+/// `bias[Cout]`. Each image's result does not depend on the thread count.
+pub fn conv2d_forward(g: &Conv2dGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    check(g, Some(x), Some(w), None);
+    if let Some(b) = bias {
+        assert_eq!(b.len(), g.c_out, "conv2d bias length");
+    }
+    let per_img = g.c_out * g.plane_out();
+    let mut y = vec![0.0f32; g.y_len()];
+    let threads = rayon::current_num_threads();
+    let chunks = split(g.batch, threads);
+    // Fewer images than threads (inference on one image): gemm splits each product instead.
+    let parallelism = if chunks.len() < threads {
+        Parallelism::Rayon(threads)
+    } else {
+        Parallelism::None
+    };
+    // Shifted GEMMs over-compute the padded columns: 25% more at 8x8 with padding 1, so small
+    // planes take im2col, whose GEMM spans several images.
+    let taps =
+        (g.stride == [1, 1] && g.plane_out() >= SHIFTED_MIN_PLANE).then(|| weight_taps(g, w));
+    // Hand each task its own slice of `y` (images are contiguous in NCHW).
+    let mut parts = Vec::with_capacity(chunks.len());
+    let mut rest: &mut [f32] = &mut y;
+    for r in &chunks {
+        let (head, tail) = rest.split_at_mut(r.len() * per_img);
+        parts.push((r.clone(), head));
+        rest = tail;
+    }
+    parts.into_par_iter().for_each(|(r, ys)| match &taps {
+        Some(taps) => shifted(g, x, taps, r, ys, parallelism),
+        None => via_im2col(g, x, w, r, ys, parallelism),
+    });
+    if let Some(b) = bias {
+        let p = g.plane_out();
+        for (plane, &bc) in y.chunks_mut(p).zip(b.iter().cycle()) {
+            plane.iter_mut().for_each(|v| *v += bc);
+        }
+    }
+    y
+}
+
+/// Smallest output plane (Ho·Wo) the stride-1 path takes.
+const SHIFTED_MIN_PLANE: usize = 256;
+
+/// `w[Cout, Cin, kh, kw]` as one contiguous `[Cout, Cin]` matrix per tap (`ky·kw + kx`).
+fn weight_taps(g: &Conv2dGeom, w: &[f32]) -> Vec<f32> {
+    let kk = g.kernel[0] * g.kernel[1];
+    let mut taps = vec![0.0f32; w.len()];
+    for (row, w_row) in w.chunks(kk).enumerate() {
+        for (t, &v) in w_row.iter().enumerate() {
+            taps[t * g.c_out * g.c_in + row] = v;
+        }
+    }
+    taps
+}
+
+/// Stride 1: `Y[Cout, q] += W_t[Cout, Cin] · Xp[Cin, q + off_t]` over the padded image `Xp`
+/// (`Hp x Wp`), `q = oy·Wp + ox`, for each tap `t`; the columns `ox ≥ Wo` are dropped.
+fn shifted(
+    g: &Conv2dGeom,
+    x: &[f32],
+    taps: &[f32],
+    imgs: Range<usize>,
+    ys: &mut [f32],
+    parallelism: Parallelism,
+) {
+    let [ph, pw] = g.padding;
+    let [kh, kw] = g.kernel;
+    let [dh, dw] = g.dilation;
+    let (h, w) = (g.h_in, g.w_in);
+    let (hp, wp) = (h + 2 * ph, w + 2 * pw);
+    let [ho, wo] = g.out_hw();
+    // Columns of the wide output: full padded rows but the last, which stops at Wo so every tap
+    // stays inside the padded image.
+    let n = (ho - 1) * wp + wo;
+    let padded = ph > 0 || pw > 0;
+    let wide = wo != wp;
+    let mut xp = vec![0.0f32; if padded { g.c_in * hp * wp } else { 0 }];
+    let mut yw = vec![0.0f32; if wide { g.c_out * n } else { 0 }];
+    let in_img = g.c_in * h * w;
+    let per_img = g.c_out * ho * wo;
+    for (img, out) in imgs.zip(ys.chunks_mut(per_img)) {
+        let x_img = &x[img * in_img..][..in_img];
+        if padded {
+            // Interior only: the zero border stays from the allocation.
+            for (ci, plane) in x_img.chunks(h * w).enumerate() {
+                for (iy, row) in plane.chunks(w).enumerate() {
+                    xp[(ci * hp + iy + ph) * wp + pw..][..w].copy_from_slice(row);
+                }
+            }
+        }
+        let src: &[f32] = if padded { &xp } else { x_img };
+        let dst: &mut [f32] = if wide { &mut yw } else { &mut *out };
+        for ky in 0..kh {
+            for kx in 0..kw {
+                let t = ky * kw + kx;
+                let off = ky * dh * wp + kx * dw;
+                matmul_with(
+                    parallelism,
+                    g.c_out,
+                    n,
+                    g.c_in,
+                    dst,
+                    n,
+                    t > 0,
+                    &taps[t * g.c_out * g.c_in..][..g.c_out * g.c_in],
+                    g.c_in,
+                    1,
+                    &src[off..],
+                    hp * wp,
+                    1,
+                );
+            }
+        }
+        if wide {
+            for (co, plane) in out.chunks_mut(ho * wo).enumerate() {
+                for (oy, row) in plane.chunks_mut(wo).enumerate() {
+                    row.copy_from_slice(&yw[co * n + oy * wp..][..wo]);
+                }
+            }
+        }
+    }
+}
+
+/// Any stride: `y[Cout, L] = W[Cout, K] · col[K, L]` over an im2col buffer of a group of images
+/// (`L` = images x P). Planes under [`SHIFTED_MIN_PLANE`] are one GEMM for the group, through a
+/// `[Cout, L]` buffer copied out per image; larger ones are written straight into each image.
+fn via_im2col(
+    g: &Conv2dGeom,
+    x: &[f32],
+    w: &[f32],
+    r: Range<usize>,
+    ys: &mut [f32],
+    parallelism: Parallelism,
+) {
+    let p = g.plane_out();
+    let k = g.k_dim();
+    let per_img = g.c_out * p;
+    let step = g.images_per_col();
+    let cap = step.min(r.len()) * p;
+    let mut col = vec![0.0f32; k * cap];
+    let grouped = p < SHIFTED_MIN_PLANE && r.len() > 1;
+    let mut y_group = vec![0.0f32; if grouped { g.c_out * cap } else { 0 }];
+    for sub in steps(r.clone(), step) {
+        let l = sub.len() * p;
+        im2col(x, g, sub.clone(), &mut col[..k * l]);
+        if grouped {
+            let y_group = &mut y_group[..g.c_out * l];
+            matmul_with(
+                parallelism,
+                g.c_out,
+                l,
+                k,
+                y_group,
+                l,
+                false,
+                w,
+                k,
+                1,
+                &col,
+                l,
+                1,
+            );
+            for (j, img) in sub.clone().enumerate() {
+                let out = &mut ys[(img - r.start) * per_img..][..per_img];
+                for (co, plane) in out.chunks_mut(p).enumerate() {
+                    plane.copy_from_slice(&y_group[co * l + j * p..][..p]);
+                }
+            }
+            continue;
+        }
+        for (j, img) in sub.clone().enumerate() {
+            let out = &mut ys[(img - r.start) * per_img..][..per_img];
+            let rhs = &col[j * p..k * l];
+            matmul_with(
+                parallelism,
+                g.c_out,
+                p,
+                k,
+                out,
+                p,
+                false,
+                w,
+                k,
+                1,
+                rhs,
+                l,
+                1,
+            );
+        }
+    }
+}
