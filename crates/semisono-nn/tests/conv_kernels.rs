@@ -99,6 +99,11 @@ fn cases() -> Vec<Case> {
         // Stride 1 with a rectangular kernel and padding; one image (gemm's own threads).
         case([2, 3, 6, 9], [4, 3, 3, 5], [1, 1], [1, 2], [1, 1]),
         case([1, 8, 12, 12], [16, 8, 3, 3], [1, 1], [1, 1], [1, 1]),
+        // Planes of 256 and more: the stride-1 forward, and the input gradient as a forward of
+        // the flipped kernel (rectangular, dilated, unpadded).
+        case([2, 3, 16, 18], [4, 3, 3, 5], [1, 1], [1, 2], [1, 1]),
+        case([2, 3, 17, 16], [5, 3, 3, 3], [1, 1], [2, 2], [2, 2]),
+        case([2, 4, 18, 18], [3, 4, 3, 3], [1, 1], [0, 0], [1, 1]),
         // 576 × 4096 floats of im2col per image: more than one buffer per thread's chunk.
         case([3, 64, 64, 64], [8, 64, 3, 3], [1, 1], [1, 1], [1, 1]),
     ]

@@ -360,6 +360,11 @@ fn check(g: &Conv2dGeom, x: Option<&[f32]>, w: Option<&[f32]>, y: Option<&[f32]>
 /// Input gradient: `dx[N, Cin, H, W]` from `w` and the output gradient `dy[N, Cout, Ho, Wo]`.
 pub fn conv2d_x_grad(g: &Conv2dGeom, w: &[f32], dy: &[f32]) -> Vec<f32> {
     check(g, None, Some(w), Some(dy));
+    if !g.is_pointwise() {
+        if let Some(dx) = forward::x_grad_as_forward(g, w, dy) {
+            return dx;
+        }
+    }
     let p = g.plane_out();
     let k = g.k_dim();
     let mut dx = vec![0.0f32; g.x_len()];
@@ -420,6 +425,11 @@ pub fn conv2d_x_grad(g: &Conv2dGeom, w: &[f32], dy: &[f32]) -> Vec<f32> {
 /// Weight gradient: `dw[Cout, Cin, kh, kw]` from the input `x` and the output gradient `dy`.
 pub fn conv2d_w_grad(g: &Conv2dGeom, x: &[f32], dy: &[f32]) -> Vec<f32> {
     check(g, Some(x), None, Some(dy));
+    if !g.is_pointwise() {
+        if let Some(dw) = forward::w_grad_shifted(g, x, dy) {
+            return dw;
+        }
+    }
     let p = g.plane_out();
     let k = g.k_dim();
     let partials: Vec<Vec<f32>> = w_grad_chunks(g)

@@ -52,6 +52,130 @@ pub fn conv2d_forward(g: &Conv2dGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>
     y
 }
 
+/// The input gradient of a stride-1 convolution is itself a stride-1 convolution: of `dy` with the
+/// kernel transposed (`Cin <-> Cout`) and flipped, padded by `dilation·(k − 1) − padding`. So where
+/// that padding is not negative and the plane is large enough for [`shifted`], it runs through
+/// [`conv2d_forward`] (no col2im scatter). `None` elsewhere.
+pub(super) fn x_grad_as_forward(g: &Conv2dGeom, w: &[f32], dy: &[f32]) -> Option<Vec<f32>> {
+    let [kh, kw] = g.kernel;
+    let reach = [g.dilation[0] * (kh - 1), g.dilation[1] * (kw - 1)];
+    let fits = g.padding[0] <= reach[0] && g.padding[1] <= reach[1];
+    if g.stride != [1, 1] || !fits || g.h_in * g.w_in < SHIFTED_MIN_PLANE {
+        return None;
+    }
+    let [ho, wo] = g.out_hw();
+    let transposed = Conv2dGeom {
+        batch: g.batch,
+        c_in: g.c_out,
+        h_in: ho,
+        w_in: wo,
+        c_out: g.c_in,
+        kernel: g.kernel,
+        stride: [1, 1],
+        padding: [reach[0] - g.padding[0], reach[1] - g.padding[1]],
+        dilation: g.dilation,
+    };
+    let kk = kh * kw;
+    let mut flipped = vec![0.0f32; w.len()];
+    for co in 0..g.c_out {
+        for ci in 0..g.c_in {
+            let src = &w[(co * g.c_in + ci) * kk..][..kk];
+            let dst = &mut flipped[(ci * g.c_out + co) * kk..][..kk];
+            for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
+                *d = *s;
+            }
+        }
+    }
+    Some(conv2d_forward(&transposed, dy, &flipped, None))
+}
+
+/// Stride-1 weight gradient without im2col: for each tap `t`,
+/// `dW_t[Cout, Cin] += dy_w[Cout, q] · Xp[Cin, q + off_t]ᵀ` over the padded image read in place,
+/// where `dy_w` is `dy` on the wide grid of [`shifted`] with zeros in the extra columns (they cancel
+/// the reads that wrap into the next row). One partial sum per chunk of
+/// [`super::w_grad_chunks`], added in order: bit-identical on any thread count. `None` where it
+/// does not apply (other strides, planes under [`SHIFTED_MIN_PLANE`]).
+pub(super) fn w_grad_shifted(g: &Conv2dGeom, x: &[f32], dy: &[f32]) -> Option<Vec<f32>> {
+    if g.stride != [1, 1] || g.plane_out() < SHIFTED_MIN_PLANE {
+        return None;
+    }
+    let [ph, pw] = g.padding;
+    let [kh, kw] = g.kernel;
+    let [dh, dw] = g.dilation;
+    let (h, w) = (g.h_in, g.w_in);
+    let (hp, wp) = (h + 2 * ph, w + 2 * pw);
+    let [ho, wo] = g.out_hw();
+    let n = (ho - 1) * wp + wo;
+    let padded = ph > 0 || pw > 0;
+    let wide = wo != wp;
+    let (in_img, out_img) = (g.c_in * h * w, g.c_out * ho * wo);
+    let tap_len = g.c_out * g.c_in;
+    let partials: Vec<Vec<f32>> = super::w_grad_chunks(g)
+        .into_par_iter()
+        .map(|r| {
+            let mut taps = vec![0.0f32; kh * kw * tap_len];
+            let mut xp = vec![0.0f32; if padded { g.c_in * hp * wp } else { 0 }];
+            let mut dyw = vec![0.0f32; if wide { g.c_out * n } else { 0 }];
+            for (i, img) in r.enumerate() {
+                let x_img = &x[img * in_img..][..in_img];
+                let dy_img = &dy[img * out_img..][..out_img];
+                if padded {
+                    for (ci, plane) in x_img.chunks(h * w).enumerate() {
+                        for (iy, row) in plane.chunks(w).enumerate() {
+                            xp[(ci * hp + iy + ph) * wp + pw..][..w].copy_from_slice(row);
+                        }
+                    }
+                }
+                if wide {
+                    for (co, plane) in dy_img.chunks(ho * wo).enumerate() {
+                        for (oy, row) in plane.chunks(wo).enumerate() {
+                            dyw[co * n + oy * wp..][..wo].copy_from_slice(row);
+                        }
+                    }
+                }
+                let src: &[f32] = if padded { &xp } else { x_img };
+                let lhs: &[f32] = if wide { &dyw } else { dy_img };
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        let t = ky * kw + kx;
+                        let off = ky * dh * wp + kx * dw;
+                        matmul_with(
+                            Parallelism::None,
+                            g.c_out,
+                            g.c_in,
+                            n,
+                            &mut taps[t * tap_len..][..tap_len],
+                            g.c_in,
+                            i > 0,
+                            lhs,
+                            n,
+                            1,
+                            &src[off..],
+                            1,
+                            hp * wp,
+                        );
+                    }
+                }
+            }
+            taps
+        })
+        .collect();
+    let mut it = partials.into_iter();
+    let mut taps = it.next()?;
+    for part in it {
+        taps.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
+    }
+    // [tap][Cout][Cin] -> [Cout][Cin][kh][kw]
+    let kk = kh * kw;
+    let mut dw_out = vec![0.0f32; taps.len()];
+    for (t, tap) in taps.chunks(tap_len).enumerate() {
+        for (row, &v) in tap.iter().enumerate() {
+            dw_out[row * kk + t] = v;
+        }
+    }
+    Some(dw_out)
+}
+
 /// Smallest output plane (Ho·Wo) the stride-1 path takes.
 const SHIFTED_MIN_PLANE: usize = 256;
 
