@@ -39,7 +39,7 @@ use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Tensor};
 
-use super::layers::{batch_norm, conv, Conv2d};
+use super::layers::{batch_norm, conv, dropout, Conv2d};
 
 const LEAKY_SLOPE: f64 = 0.2;
 
@@ -127,7 +127,7 @@ impl ConvBlock {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let h = leaky_relu(self.bn1.forward(self.conv1.forward(x)), LEAKY_SLOPE);
         let h = leaky_relu(self.bn2.forward(self.conv2.forward(h)), LEAKY_SLOPE);
-        self.dropout.forward(h)
+        dropout(&self.dropout, h)
     }
 }
 
