@@ -14,6 +14,10 @@
 //! | input gradient | `dcol[K, L] = Wᵀ[K, Cout] · dy[Cout, L]`, then col2im (scatter-add) into `dx` |
 //! | weight gradient | `dW[Cout, K] += dy[Cout, L] · colᵀ[L, K]` |
 //!
+//! Stride-1 convolutions on planes of 16x16 and more skip the im2col buffer altogether
+//! (module `forward`): one GEMM per kernel tap over the padded image read in place, for the forward, the
+//! input gradient (a forward of the flipped kernel) and the weight gradient.
+//!
 //! Parallelism: for the forward and the input gradient, images are split into one contiguous chunk
 //! per rayon thread (so a 2-core machine runs two chunks, not many small tasks); each image's result
 //! does not depend on the split. The weight gradient sums one partial per chunk, in order, over a

@@ -1,7 +1,7 @@
-//! conv2d as a Burn backend extension: on `flex`, the forward is flex's own conv2d and the
-//! backward is [`super::conv2d`]'s GEMM input, weight and bias gradients instead of Burn's
-//! generic ones (a transposed convolution, and a convolution with the output gradient as the
-//! kernel; 1.9x the forward for the weight gradient alone, docs/benchmarks.md).
+//! conv2d as a Burn backend extension: on `flex`, the forward and the input, weight and bias
+//! gradients are [`super::conv2d`]'s GEMM kernels instead of flex's forward and Burn's generic
+//! backward (a transposed convolution, and a convolution with the output gradient as the kernel;
+//! 1.9x the forward for the weight gradient alone, docs/benchmarks.md).
 //!
 //! [`conv2d`] is the one entry point the networks use. The GEMM backward is the default
 //! (`SEMISONO_CONV=stock` selects Burn's, see [`ConvBackward`]); it applies only where the kernels

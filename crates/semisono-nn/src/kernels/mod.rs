@@ -1,7 +1,8 @@
 //! CPU kernels that replace slow paths of Burn's `flex` backend (issue 5, CPU speed).
 //!
-//! [`conv2d`] has convolution forward, input gradient and weight gradient as one GEMM each per
-//! image chunk (`gemm` 0.19, the crate flex itself uses) with rayon over image chunks.
+//! [`conv2d`] has convolution forward, input gradient and weight gradient as GEMMs (`gemm` 0.19,
+//! the crate flex itself uses) with rayon over image chunks: stride 1 as one GEMM per kernel tap
+//! over the padded image read in place, other strides over an im2col buffer.
 //! [`conv_op`] puts them under autodiff as a Burn backend extension; every convolution of the
 //! networks goes through [`conv_op::conv2d`]. The functions here wrap the kernels for `Tensor<4>`:
 //! they read the tensor to the host, run the kernel and build a new tensor on the same device, so

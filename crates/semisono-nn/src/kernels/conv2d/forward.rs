@@ -99,62 +99,35 @@ pub(super) fn w_grad_shifted(g: &Conv2dGeom, x: &[f32], dy: &[f32]) -> Option<Ve
     if g.stride != [1, 1] || g.plane_out() < SHIFTED_MIN_PLANE {
         return None;
     }
-    let [ph, pw] = g.padding;
-    let [kh, kw] = g.kernel;
-    let [dh, dw] = g.dilation;
-    let (h, w) = (g.h_in, g.w_in);
-    let (hp, wp) = (h + 2 * ph, w + 2 * pw);
-    let [ho, wo] = g.out_hw();
-    let n = (ho - 1) * wp + wo;
-    let padded = ph > 0 || pw > 0;
-    let wide = wo != wp;
-    let (in_img, out_img) = (g.c_in * h * w, g.c_out * ho * wo);
+    let grid = WideGrid::new(g);
+    let (in_img, out_img) = (g.x_len() / g.batch, g.y_len() / g.batch);
     let tap_len = g.c_out * g.c_in;
     let partials: Vec<Vec<f32>> = super::w_grad_chunks(g)
         .into_par_iter()
         .map(|r| {
-            let mut taps = vec![0.0f32; kh * kw * tap_len];
-            let mut xp = vec![0.0f32; if padded { g.c_in * hp * wp } else { 0 }];
-            let mut dyw = vec![0.0f32; if wide { g.c_out * n } else { 0 }];
+            let mut taps = vec![0.0f32; grid.offsets.len() * tap_len];
+            let mut xp = grid.pad_buffer();
+            let mut dyw = grid.wide_buffer(g.c_out);
             for (i, img) in r.enumerate() {
-                let x_img = &x[img * in_img..][..in_img];
-                let dy_img = &dy[img * out_img..][..out_img];
-                if padded {
-                    for (ci, plane) in x_img.chunks(h * w).enumerate() {
-                        for (iy, row) in plane.chunks(w).enumerate() {
-                            xp[(ci * hp + iy + ph) * wp + pw..][..w].copy_from_slice(row);
-                        }
-                    }
-                }
-                if wide {
-                    for (co, plane) in dy_img.chunks(ho * wo).enumerate() {
-                        for (oy, row) in plane.chunks(wo).enumerate() {
-                            dyw[co * n + oy * wp..][..wo].copy_from_slice(row);
-                        }
-                    }
-                }
-                let src: &[f32] = if padded { &xp } else { x_img };
-                let lhs: &[f32] = if wide { &dyw } else { dy_img };
-                for ky in 0..kh {
-                    for kx in 0..kw {
-                        let t = ky * kw + kx;
-                        let off = ky * dh * wp + kx * dw;
-                        matmul_with(
-                            Parallelism::None,
-                            g.c_out,
-                            g.c_in,
-                            n,
-                            &mut taps[t * tap_len..][..tap_len],
-                            g.c_in,
-                            i > 0,
-                            lhs,
-                            n,
-                            1,
-                            &src[off..],
-                            1,
-                            hp * wp,
-                        );
-                    }
+                let src = grid.padded(&x[img * in_img..][..in_img], &mut xp);
+                let lhs = grid.to_wide(&dy[img * out_img..][..out_img], &mut dyw);
+                for (tap, &off) in taps.chunks_mut(tap_len).zip(&grid.offsets) {
+                    // dW_t[Cout, Cin] (+)= dy_w[Cout, q] · Xp[Cin, q + off_t]ᵀ
+                    matmul_with(
+                        Parallelism::None,
+                        g.c_out,
+                        g.c_in,
+                        grid.n,
+                        tap,
+                        g.c_in,
+                        i > 0,
+                        lhs,
+                        grid.n,
+                        1,
+                        &src[off..],
+                        1,
+                        grid.plane,
+                    );
                 }
             }
             taps
@@ -166,7 +139,7 @@ pub(super) fn w_grad_shifted(g: &Conv2dGeom, x: &[f32], dy: &[f32]) -> Option<Ve
         taps.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
     }
     // [tap][Cout][Cin] -> [Cout][Cin][kh][kw]
-    let kk = kh * kw;
+    let kk = grid.offsets.len();
     let mut dw_out = vec![0.0f32; taps.len()];
     for (t, tap) in taps.chunks(tap_len).enumerate() {
         for (row, &v) in tap.iter().enumerate() {
@@ -201,59 +174,136 @@ fn shifted(
     ys: &mut [f32],
     parallelism: Parallelism,
 ) {
-    let [ph, pw] = g.padding;
-    let [kh, kw] = g.kernel;
-    let [dh, dw] = g.dilation;
-    let (h, w) = (g.h_in, g.w_in);
-    let (hp, wp) = (h + 2 * ph, w + 2 * pw);
-    let [ho, wo] = g.out_hw();
-    // Columns of the wide output: full padded rows but the last, which stops at Wo so every tap
-    // stays inside the padded image.
-    let n = (ho - 1) * wp + wo;
-    let padded = ph > 0 || pw > 0;
-    let wide = wo != wp;
-    let mut xp = vec![0.0f32; if padded { g.c_in * hp * wp } else { 0 }];
-    let mut yw = vec![0.0f32; if wide { g.c_out * n } else { 0 }];
-    let in_img = g.c_in * h * w;
-    let per_img = g.c_out * ho * wo;
-    for (img, out) in imgs.zip(ys.chunks_mut(per_img)) {
-        let x_img = &x[img * in_img..][..in_img];
-        if padded {
-            // Interior only: the zero border stays from the allocation.
-            for (ci, plane) in x_img.chunks(h * w).enumerate() {
-                for (iy, row) in plane.chunks(w).enumerate() {
-                    xp[(ci * hp + iy + ph) * wp + pw..][..w].copy_from_slice(row);
-                }
+    let grid = WideGrid::new(g);
+    let mut xp = grid.pad_buffer();
+    let mut yw = grid.wide_buffer(g.c_out);
+    let in_img = g.x_len() / g.batch;
+    let tap_len = g.c_out * g.c_in;
+    for (img, out) in imgs.zip(ys.chunks_mut(g.y_len() / g.batch)) {
+        let src = grid.padded(&x[img * in_img..][..in_img], &mut xp);
+        let dst: &mut [f32] = if grid.wide { &mut yw } else { &mut *out };
+        for (t, (w_t, &off)) in taps.chunks(tap_len).zip(&grid.offsets).enumerate() {
+            // Y[Cout, q] (+)= W_t[Cout, Cin] · Xp[Cin, q + off_t]
+            matmul_with(
+                parallelism,
+                g.c_out,
+                grid.n,
+                g.c_in,
+                dst,
+                grid.n,
+                t > 0,
+                w_t,
+                g.c_in,
+                1,
+                &src[off..],
+                grid.plane,
+                1,
+            );
+        }
+        if grid.wide {
+            grid.crop_wide(&yw, out);
+        }
+    }
+}
+
+/// The zero-padded image (`hp x wp`) and the "wide" output grid the stride-1 kernels share: output
+/// `(oy, ox)` is column `q = oy·wp + ox`, so tap `(ky, kx)` reads the padded image at
+/// `q + ky·dh·wp + kx·dw`: one strided GEMM operand. Columns `ox ≥ wo` are not outputs; the last row
+/// stops at `wo`, so every tap's read stays inside the padded image.
+struct WideGrid {
+    c_in: usize,
+    h: usize,
+    w: usize,
+    padding: [usize; 2],
+    wp: usize,
+    ho: usize,
+    wo: usize,
+    /// `hp·wp`: one padded plane.
+    plane: usize,
+    /// Columns of the wide grid.
+    n: usize,
+    /// Offset of each tap (`ky·kw + kx`) into a padded plane.
+    offsets: Vec<usize>,
+    padded: bool,
+    wide: bool,
+}
+
+impl WideGrid {
+    fn new(g: &Conv2dGeom) -> Self {
+        let [ph, pw] = g.padding;
+        let [dh, dw] = g.dilation;
+        let (hp, wp) = (g.h_in + 2 * ph, g.w_in + 2 * pw);
+        let [ho, wo] = g.out_hw();
+        let offsets = (0..g.kernel[0])
+            .flat_map(|ky| (0..g.kernel[1]).map(move |kx| ky * dh * wp + kx * dw))
+            .collect();
+        Self {
+            c_in: g.c_in,
+            h: g.h_in,
+            w: g.w_in,
+            padding: g.padding,
+            wp,
+            ho,
+            wo,
+            plane: hp * wp,
+            n: (ho - 1) * wp + wo,
+            offsets,
+            padded: ph > 0 || pw > 0,
+            wide: wo != wp,
+        }
+    }
+
+    /// A zeroed padded image, or nothing when there is no padding.
+    fn pad_buffer(&self) -> Vec<f32> {
+        vec![
+            0.0f32;
+            if self.padded {
+                self.c_in * self.plane
+            } else {
+                0
+            }
+        ]
+    }
+
+    /// A wide-grid buffer of `channels` rows, or nothing when the grid is not wider than the output.
+    fn wide_buffer(&self, channels: usize) -> Vec<f32> {
+        vec![0.0f32; if self.wide { channels * self.n } else { 0 }]
+    }
+
+    /// The image padded: copied into the interior of `xp` (its zero border stays from
+    /// [`Self::pad_buffer`]), or the image itself without padding.
+    fn padded<'a>(&self, image: &'a [f32], xp: &'a mut [f32]) -> &'a [f32] {
+        if !self.padded {
+            return image;
+        }
+        let [ph, pw] = self.padding;
+        for (ci, plane) in image.chunks(self.h * self.w).enumerate() {
+            for (iy, row) in plane.chunks(self.w).enumerate() {
+                xp[ci * self.plane + (iy + ph) * self.wp + pw..][..self.w].copy_from_slice(row);
             }
         }
-        let src: &[f32] = if padded { &xp } else { x_img };
-        let dst: &mut [f32] = if wide { &mut yw } else { &mut *out };
-        for ky in 0..kh {
-            for kx in 0..kw {
-                let t = ky * kw + kx;
-                let off = ky * dh * wp + kx * dw;
-                matmul_with(
-                    parallelism,
-                    g.c_out,
-                    n,
-                    g.c_in,
-                    dst,
-                    n,
-                    t > 0,
-                    &taps[t * g.c_out * g.c_in..][..g.c_out * g.c_in],
-                    g.c_in,
-                    1,
-                    &src[off..],
-                    hp * wp,
-                    1,
-                );
+        xp
+    }
+
+    /// `planes[c][ho][wo]` on the wide grid: copied into the rows of `wide` (whose extra columns stay
+    /// zero from [`Self::wide_buffer`]), or the planes themselves when the grid is not wider.
+    fn to_wide<'a>(&self, planes: &'a [f32], wide: &'a mut [f32]) -> &'a [f32] {
+        if !self.wide {
+            return planes;
+        }
+        for (c, plane) in planes.chunks(self.ho * self.wo).enumerate() {
+            for (oy, row) in plane.chunks(self.wo).enumerate() {
+                wide[c * self.n + oy * self.wp..][..self.wo].copy_from_slice(row);
             }
         }
-        if wide {
-            for (co, plane) in out.chunks_mut(ho * wo).enumerate() {
-                for (oy, row) in plane.chunks_mut(wo).enumerate() {
-                    row.copy_from_slice(&yw[co * n + oy * wp..][..wo]);
-                }
+        wide
+    }
+
+    /// The outputs of the wide grid `wide[c][n]` into `planes[c][ho][wo]`.
+    fn crop_wide(&self, wide: &[f32], planes: &mut [f32]) {
+        for (c, plane) in planes.chunks_mut(self.ho * self.wo).enumerate() {
+            for (oy, row) in plane.chunks_mut(self.wo).enumerate() {
+                row.copy_from_slice(&wide[c * self.n + oy * self.wp..][..self.wo]);
             }
         }
     }
