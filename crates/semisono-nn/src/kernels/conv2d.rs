@@ -263,42 +263,10 @@ fn pack_dy(dy: &[f32], g: &Conv2dGeom, imgs: Range<usize>, out: &mut [f32]) {
     }
 }
 
-/// `dst[m, n] (=|+=) lhs[m, k] · rhs[k, n]`, with explicit row / column strides, one thread.
+/// `dst[m, n] (=|+=) lhs[m, k] · rhs[k, n]`, with explicit row / column strides; `parallelism`
+/// is gemm's own (`None` inside our per-chunk tasks, `Rayon` for a batch too small to split).
 #[allow(clippy::too_many_arguments)]
 fn matmul(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [f32],
-    dst_rs: usize,
-    accumulate: bool,
-    lhs: &[f32],
-    lhs_rs: usize,
-    lhs_cs: usize,
-    rhs: &[f32],
-    rhs_rs: usize,
-    rhs_cs: usize,
-) {
-    matmul_with(
-        Parallelism::None,
-        m,
-        n,
-        k,
-        dst,
-        dst_rs,
-        accumulate,
-        lhs,
-        lhs_rs,
-        lhs_cs,
-        rhs,
-        rhs_rs,
-        rhs_cs,
-    );
-}
-
-/// [`matmul`] with gemm's own parallelism (for a batch too small to split by image).
-#[allow(clippy::too_many_arguments)]
-fn matmul_with(
     parallelism: Parallelism,
     m: usize,
     n: usize,
@@ -386,7 +354,21 @@ pub fn conv2d_x_grad(g: &Conv2dGeom, w: &[f32], dy: &[f32]) -> Vec<f32> {
             for (img, out) in r.zip(dxs.chunks_mut(per_img)) {
                 // dx_img[Cin, P] = Wᵀ[Cin, Cout] · dy_img[Cout, P]
                 let dy_img = &dy[img * g.c_out * p..][..g.c_out * p];
-                matmul(g.c_in, p, g.c_out, out, p, false, w, 1, k, dy_img, p, 1);
+                matmul(
+                    Parallelism::None,
+                    g.c_in,
+                    p,
+                    g.c_out,
+                    out,
+                    p,
+                    false,
+                    w,
+                    1,
+                    k,
+                    dy_img,
+                    p,
+                    1,
+                );
             }
         });
         return dx;
@@ -401,6 +383,7 @@ pub fn conv2d_x_grad(g: &Conv2dGeom, w: &[f32], dy: &[f32]) -> Vec<f32> {
             pack_dy(dy, g, sub.clone(), &mut dyc[..g.c_out * l]);
             // dcol[K, L] = Wᵀ[K, Cout] · dy[Cout, L]
             matmul(
+                Parallelism::None,
                 k,
                 l,
                 g.c_out,
@@ -446,6 +429,7 @@ pub fn conv2d_w_grad(g: &Conv2dGeom, x: &[f32], dy: &[f32]) -> Vec<f32> {
                     let dy_img = &dy[img * g.c_out * p..][..g.c_out * p];
                     let x_img = &x[img * g.c_in * p..][..g.c_in * p];
                     matmul(
+                        Parallelism::None,
                         g.c_out,
                         g.c_in,
                         p,
@@ -472,6 +456,7 @@ pub fn conv2d_w_grad(g: &Conv2dGeom, x: &[f32], dy: &[f32]) -> Vec<f32> {
                 pack_dy(dy, g, sub.clone(), &mut dyc[..g.c_out * l]);
                 // dW[Cout, K] (+)= dy[Cout, L] · colᵀ[L, K]
                 matmul(
+                    Parallelism::None,
                     g.c_out,
                     k,
                     l,

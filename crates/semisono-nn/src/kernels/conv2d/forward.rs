@@ -8,7 +8,7 @@ use std::ops::Range;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::{check, im2col, matmul_with, split, steps, Conv2dGeom};
+use super::{check, im2col, matmul, split, steps, Conv2dGeom};
 
 /// Forward: `y[N, Cout, Ho, Wo]` from `x[N, Cin, H, W]`, `w[Cout, Cin, kh, kw]` and an optional
 /// `bias[Cout]`. Each image's result does not depend on the thread count.
@@ -113,7 +113,7 @@ pub(super) fn w_grad_shifted(g: &Conv2dGeom, x: &[f32], dy: &[f32]) -> Option<Ve
                 let lhs = grid.to_wide(&dy[img * out_img..][..out_img], &mut dyw);
                 for (tap, &off) in taps.chunks_mut(tap_len).zip(&grid.offsets) {
                     // dW_t[Cout, Cin] (+)= dy_w[Cout, q] · Xp[Cin, q + off_t]ᵀ
-                    matmul_with(
+                    matmul(
                         Parallelism::None,
                         g.c_out,
                         g.c_in,
@@ -184,7 +184,7 @@ fn shifted(
         let dst: &mut [f32] = if grid.wide { &mut yw } else { &mut *out };
         for (t, (w_t, &off)) in taps.chunks(tap_len).zip(&grid.offsets).enumerate() {
             // Y[Cout, q] (+)= W_t[Cout, Cin] · Xp[Cin, q + off_t]
-            matmul_with(
+            matmul(
                 parallelism,
                 g.c_out,
                 grid.n,
@@ -333,7 +333,7 @@ fn via_im2col(
         im2col(x, g, sub.clone(), &mut col[..k * l]);
         if grouped {
             let y_group = &mut y_group[..g.c_out * l];
-            matmul_with(
+            matmul(
                 parallelism,
                 g.c_out,
                 l,
@@ -359,7 +359,7 @@ fn via_im2col(
         for (j, img) in sub.clone().enumerate() {
             let out = &mut ys[(img - r.start) * per_img..][..per_img];
             let rhs = &col[j * p..k * l];
-            matmul_with(
+            matmul(
                 parallelism,
                 g.c_out,
                 p,
