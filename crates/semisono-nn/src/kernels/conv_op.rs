@@ -132,7 +132,7 @@ impl<const N: usize> Backward<Flex, N> for GemmConvBackward<N> {
 }
 
 /// Runs `f` on the tensor's f32 values in row-major order, copying only a strided view.
-fn with_f32<R>(t: &FloatTensor<Flex>, f: impl FnOnce(&[f32]) -> R) -> R {
+pub(super) fn with_f32<R>(t: &FloatTensor<Flex>, f: impl FnOnce(&[f32]) -> R) -> R {
     match t.as_slice::<f32>() {
         Some(values) => f(values),
         None => f(t
@@ -248,7 +248,7 @@ fn geometry(
 }
 
 /// Whether a dispatch tensor lives on flex (with or without autodiff).
-fn on_flex(t: &DispatchTensor) -> bool {
+pub(super) fn on_flex(t: &DispatchTensor) -> bool {
     match &t.kind {
         DispatchTensorKind::Flex(_) => true,
         DispatchTensorKind::Autodiff(inner) => matches!(**inner, DispatchTensorKind::Flex(_)),

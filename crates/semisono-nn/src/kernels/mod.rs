@@ -8,6 +8,7 @@
 //! they read the tensor to the host, run the kernel and build a new tensor on the same device, so
 //! they are for tests and benchmarks.
 
+pub mod activation_op;
 pub mod conv2d;
 pub mod conv_op;
 

@@ -3,7 +3,9 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{BatchNorm, Linear, LinearConfig};
-use burn::tensor::activation::{leaky_relu, relu};
+use burn::tensor::activation::relu;
+
+use crate::kernels::activation_op::leaky_relu;
 use burn::tensor::{Device, Tensor};
 
 use super::layers::{batch_norm, conv, Conv2d};

@@ -30,11 +30,11 @@
 //! target size). MLRPL's two decoders differ only in this (mlrpl spec §11: MC-Net up types 0, 1, 2;
 //! ours keep the channel count and leave the channel change to the following block).
 
+use crate::kernels::activation_op::leaky_relu;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{BatchNorm, Dropout, DropoutConfig};
-use burn::tensor::activation::leaky_relu;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Tensor};

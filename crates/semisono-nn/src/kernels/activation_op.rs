@@ -1,0 +1,95 @@
+//! Leaky ReLU as a Burn backend extension. Burn's autodiff builds it from a comparison, a scaled
+//! copy and a `mask_where`, and differentiates those (two more `mask_where` and a scale): flex runs
+//! each on one thread (`mask_where` was 6.8% of the reference U-Net's training step in `perf`,
+//! docs/benchmarks.md). Here the forward is flex's own leaky ReLU and the backward one pass over
+//! all cores, `dx = x ≥ 0 ? dy : slope·dy` (Burn's convention at 0).
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::Autodiff;
+use burn::backend::ops::{ActivationOps, FloatTensorOps};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{backend_extension, Backend, Dispatch, Flex, TensorMetadata};
+use burn::tensor::{DType, Tensor, TensorData};
+use rayon::prelude::*;
+
+use super::conv_op::{on_flex, with_f32};
+
+/// The custom op; only flex and autodiff-over-flex implement it ([`leaky_relu`] routes nothing
+/// else here).
+#[backend_extension(Flex, Autodiff)]
+pub trait LeakyReluBackend: Backend {
+    /// `leaky_relu(x, slope)` whose backward is one multi-threaded pass.
+    fn fused_leaky_relu(x: FloatTensor<Self>, slope: f64) -> FloatTensor<Self>;
+}
+
+impl LeakyReluBackend for Flex {
+    fn fused_leaky_relu(x: FloatTensor<Self>, slope: f64) -> FloatTensor<Self> {
+        Flex::leaky_relu(x, slope.into())
+    }
+}
+
+#[derive(Debug)]
+struct LeakyReluBackward;
+
+impl Backward<Flex, 1> for LeakyReluBackward {
+    /// The forward's input (shared, not copied) and the slope.
+    type State = (FloatTensor<Flex>, f32);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = grads.consume::<Flex>(&ops.node);
+        let (x, slope) = ops.state;
+        if let Some(node) = &ops.parents[0] {
+            let shape = x.shape().to_vec();
+            let dx = with_f32(&x, |x| with_f32(&dy, |dy| leaky_relu_grad(x, dy, slope)));
+            let dx = Flex::float_from_data(TensorData::new(dx, shape), &dy.device());
+            grads.register::<Flex>(node.id, dx);
+        }
+    }
+}
+
+/// `dx[i] = x[i] ≥ 0 ? dy[i] : slope·dy[i]`, in parallel chunks.
+fn leaky_relu_grad(x: &[f32], dy: &[f32], slope: f32) -> Vec<f32> {
+    const CHUNK: usize = 1 << 15;
+    let mut dx = vec![0.0f32; x.len()];
+    dx.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
+        .for_each(|(dx, (x, dy))| {
+            for ((d, &xi), &g) in dx.iter_mut().zip(x).zip(dy) {
+                *d = if xi >= 0.0 { g } else { slope * g };
+            }
+        });
+    dx
+}
+
+impl<C: CheckpointStrategy> LeakyReluBackend for Autodiff<Flex, C> {
+    fn fused_leaky_relu(x: FloatTensor<Self>, slope: f64) -> FloatTensor<Self> {
+        if x.primitive().dtype() != DType::F32 {
+            return Autodiff::<Flex, C>::leaky_relu(x, slope.into());
+        }
+        match LeakyReluBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let state = (x.primitive().clone(), slope as f32);
+                prep.finish(state, Flex::leaky_relu(x.into_primitive(), slope.into()))
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(Flex::leaky_relu(x.into_primitive(), slope.into()))
+            }
+        }
+    }
+}
+
+/// Leaky ReLU, differentiable: the fused backward on flex, Burn's `leaky_relu` elsewhere.
+pub fn leaky_relu<const D: usize>(x: Tensor<D>, slope: f64) -> Tensor<D> {
+    let x = x.into_dispatch();
+    if !on_flex(&x) {
+        return burn::tensor::activation::leaky_relu(Tensor::from_dispatch(x), slope);
+    }
+    Tensor::from_dispatch(<Dispatch as LeakyReluBackend>::fused_leaky_relu(x, slope))
+}
