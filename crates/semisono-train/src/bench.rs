@@ -153,9 +153,7 @@ impl Timings {
     /// Median of the measured repetitions (the upper one of an even count; NaN when there are
     /// none): the figure least moved by a stray slow repetition.
     pub fn median(&self) -> f64 {
-        let mut v = self.measured_s.clone();
-        v.sort_by(f64::total_cmp);
-        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+        median(self.measured_s.clone())
     }
 
     /// Fastest measured repetition (NaN when there are none).
@@ -281,6 +279,12 @@ pub fn time_eval_forward(
 }
 
 /// Resident memory and CPU time of this process, from `/proc/self` (Linux only; `None` elsewhere).
+/// Median of `v` (the upper one of an even count; NaN when empty).
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 pub mod ops;
 pub mod unet;
 

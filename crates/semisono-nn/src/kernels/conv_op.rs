@@ -74,9 +74,19 @@ fn forward(
     bias: Option<FloatTensor<Flex>>,
     options: ConvOptions<2>,
 ) -> FloatTensor<Flex> {
-    let geom = geometry(&x, &weight, bias.as_ref(), &options)
-        .filter(|g| g.c_out >= GEMM_FORWARD_MIN_C_OUT);
-    let Some(geom) = geom else {
+    let geom = geometry(&x, &weight, bias.as_ref(), &options);
+    forward_with(geom, x, weight, bias, options)
+}
+
+/// [`forward`] with the geometry already known (`None`: the kernels do not apply).
+fn forward_with(
+    geom: Option<Conv2dGeom>,
+    x: FloatTensor<Flex>,
+    weight: FloatTensor<Flex>,
+    bias: Option<FloatTensor<Flex>>,
+    options: ConvOptions<2>,
+) -> FloatTensor<Flex> {
+    let Some(geom) = geom.filter(|g| g.c_out >= GEMM_FORWARD_MIN_C_OUT) else {
         return Flex::conv2d(x, weight, bias, options);
     };
     let y = with_f32(&x, |x| {
@@ -161,7 +171,7 @@ impl<C: CheckpointStrategy> GemmConvBackend for Autodiff<Flex, C> {
     }
 }
 
-/// Flex's conv2d forward, registering [`GemmConvBackward`] where a gradient is needed.
+/// [`forward`], registering [`GemmConvBackward`] where a gradient is needed.
 fn tracked_conv2d<C: CheckpointStrategy>(
     x: FloatTensor<Autodiff<Flex, C>>,
     weight: FloatTensor<Autodiff<Flex, C>>,
@@ -186,7 +196,8 @@ fn tracked_conv2d<C: CheckpointStrategy>(
     let forward = |x: FloatTensor<Autodiff<Flex, C>>,
                    weight: FloatTensor<Autodiff<Flex, C>>,
                    bias: Option<FloatTensor<Autodiff<Flex, C>>>| {
-        forward(
+        forward_with(
+            Some(geom),
             x.into_primitive(),
             weight.into_primitive(),
             bias.map(|b| b.into_primitive()),

@@ -146,10 +146,8 @@ fn keep_mask(seed: u64, keep: f64, mask: &mut [f32]) {
         .enumerate()
         .for_each(|(c, part)| {
             for (j, m) in part.iter_mut().enumerate() {
-                let mut z = seed ^ ((c * CHUNK + j) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-                z ^= z >> 31;
+                let mut state = seed ^ ((c * CHUNK + j) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                let z = semisono_rng::splitmix64(&mut state);
                 *m = if (z >> 40) < threshold { scale } else { 0.0 };
             }
         });

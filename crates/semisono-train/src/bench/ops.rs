@@ -21,6 +21,8 @@ use semisono_nn::kernels::{conv2d as gk, stock, Conv2dParams};
 use semisono_nn::nets::unet::upsample_bilinear;
 use serde::{Deserialize, Serialize};
 
+use super::median;
+
 /// What to measure.
 #[derive(Clone, Debug)]
 pub struct OpsOptions {
@@ -173,14 +175,6 @@ pub fn unet_convs(s: usize) -> Vec<ConvShape> {
         shape("layer4.0 down 1x1/2", 0, 256, 512, s16, 1, 2, 0),
         shape("layer4 3x3", 0, 512, 512, s / 32, 3, 1, 1),
     ]
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v[v.len() / 2]
 }
 
 /// Runs each closure `warmup + reps` times, interleaved, and returns each one's median ms.

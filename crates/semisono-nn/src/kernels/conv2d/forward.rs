@@ -138,15 +138,8 @@ pub(super) fn w_grad_shifted(g: &Conv2dGeom, x: &[f32], dy: &[f32]) -> Option<Ve
     for part in it {
         taps.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
     }
-    // [tap][Cout][Cin] -> [Cout][Cin][kh][kw]
-    let kk = grid.offsets.len();
-    let mut dw_out = vec![0.0f32; taps.len()];
-    for (t, tap) in taps.chunks(tap_len).enumerate() {
-        for (row, &v) in tap.iter().enumerate() {
-            dw_out[row * kk + t] = v;
-        }
-    }
-    Some(dw_out)
+    // [tap][Cout·Cin] -> [Cout·Cin][tap] = [Cout][Cin][kh][kw]
+    Some(transpose(&taps, grid.offsets.len(), tap_len))
 }
 
 /// Smallest output plane (Ho·Wo) the stride-1 path takes.
@@ -154,14 +147,18 @@ const SHIFTED_MIN_PLANE: usize = 256;
 
 /// `w[Cout, Cin, kh, kw]` as one contiguous `[Cout, Cin]` matrix per tap (`ky·kw + kx`).
 fn weight_taps(g: &Conv2dGeom, w: &[f32]) -> Vec<f32> {
-    let kk = g.kernel[0] * g.kernel[1];
-    let mut taps = vec![0.0f32; w.len()];
-    for (row, w_row) in w.chunks(kk).enumerate() {
-        for (t, &v) in w_row.iter().enumerate() {
-            taps[t * g.c_out * g.c_in + row] = v;
+    transpose(w, g.c_out * g.c_in, g.kernel[0] * g.kernel[1])
+}
+
+/// The `[cols, rows]` transpose of the row-major `[rows, cols]` matrix `a`.
+fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0.0f32; a.len()];
+    for (r, row) in a.chunks(cols).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            t[c * rows + r] = v;
         }
     }
-    taps
+    t
 }
 
 /// Stride 1: `Y[Cout, q] += W_t[Cout, Cin] · Xp[Cin, q + off_t]` over the padded image `Xp`
