@@ -1,8 +1,13 @@
-//! The fused leaky ReLU against Burn's: values and input gradients under autodiff (zeros
-//! included, where the convention matters), and without autodiff.
+//! The fused element-wise ops against Burn's on random inputs: leaky ReLU (values and input
+//! gradients under autodiff, zeros included where the convention matters, and without autodiff)
+//! and batch norm (training: values, gradients of input, γ and β, running statistics; eval with
+//! and without autodiff; NCHW and `[N, C]`).
 
+use burn::module::{Module, Param};
+use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use semisono_nn::kernels::activation_op::leaky_relu;
+use semisono_nn::kernels::batch_norm_op::batch_norm;
 
 fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.try_into_vec_as::<f32>().unwrap()
@@ -45,4 +50,106 @@ fn fused_leaky_relu_matches_burn() {
         host(burn::tensor::activation::leaky_relu(xt, 0.2)),
         "inference"
     );
+}
+
+/// `a` and `b` agree to `tol` relative to the larger of 1 and `b`'s largest magnitude.
+fn assert_close(what: &str, a: &[f32], b: &[f32], tol: f32) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    let scale = b.iter().fold(1f32, |m, v| m.max(v.abs()));
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!((x - y).abs() <= tol * scale, "{what}[{i}]: {x} against {y}");
+    }
+}
+
+/// Two BatchNorms with the same random γ, β (so their gradients and the affine part are
+/// exercised) and their own running statistics (a clone would share them).
+fn random_batch_norms(channels: usize, dev: &Device) -> [BatchNorm; 2] {
+    let gamma = Tensor::<1>::random([channels], Distribution::Normal(1.0, 0.5), dev);
+    let beta = Tensor::<1>::random([channels], Distribution::Normal(0.0, 0.5), dev);
+    [0, 1].map(|_| {
+        let mut bn = BatchNormConfig::new(channels).init(dev);
+        bn.gamma = Param::from_tensor(gamma.clone());
+        bn.beta = Param::from_tensor(beta.clone());
+        bn
+    })
+}
+
+/// Runs `f` on `x` (as a fresh leaf) and returns the output and the gradients of `Σ f(x)·g` with
+/// respect to `x`, γ and β.
+fn run_batch_norm<const D: usize>(
+    bn: &BatchNorm,
+    x: &Tensor<D>,
+    g: &Tensor<D>,
+    f: impl Fn(&BatchNorm, Tensor<D>) -> Tensor<D>,
+) -> [Vec<f32>; 4] {
+    let x = x.clone().detach().require_grad();
+    let y = f(bn, x.clone());
+    let grads = (y.clone() * g.clone()).sum().backward();
+    [
+        host(y.detach()),
+        host(x.grad(&grads).unwrap()),
+        host(bn.gamma.val().grad(&grads).unwrap()),
+        host(bn.beta.val().grad(&grads).unwrap()),
+    ]
+}
+
+fn check_batch_norm<const D: usize>(shape: [usize; D]) {
+    let dev = Device::flex().autodiff();
+    dev.seed(21);
+    let channels = shape[1];
+    let [ours, burns] = random_batch_norms(channels, &dev);
+    // Off-centre inputs: a wrong mean shows in the variance and the gradients.
+    let x = Tensor::<D>::random(shape, Distribution::Normal(1.5, 2.0), &dev);
+    let g = Tensor::<D>::random(shape, Distribution::Normal(0.0, 1.0), &dev);
+    let names = [
+        "values",
+        "input gradient",
+        "gamma gradient",
+        "beta gradient",
+    ];
+
+    let a = run_batch_norm(&ours, &x, &g, batch_norm);
+    let b = run_batch_norm(&burns, &x, &g, |bn, x| bn.forward(x));
+    for ((name, a), b) in names.iter().zip(&a).zip(&b) {
+        assert_close(&format!("{shape:?} training {name}"), a, b, 2e-5);
+    }
+    for (what, a, b) in [
+        ("running mean", &ours.running_mean, &burns.running_mean),
+        ("running var", &ours.running_var, &burns.running_var),
+    ] {
+        assert_close(what, &host(a.value()), &host(b.value()), 1e-6);
+    }
+
+    // Eval mode on the autodiff device (saliency maps): the running statistics just updated.
+    let eval = |bn: &BatchNorm| {
+        let mut bn = bn.clone();
+        bn.training = Param::from_bool(false);
+        bn
+    };
+    let (ours, burns) = (eval(&ours), eval(&burns));
+    let a = run_batch_norm(&ours, &x, &g, batch_norm);
+    let b = run_batch_norm(&burns, &x, &g, |bn, x| bn.forward(x));
+    for ((name, a), b) in names.iter().zip(&a).zip(&b) {
+        assert_close(&format!("{shape:?} eval {name}"), a, b, 2e-5);
+    }
+
+    // Inference without autodiff.
+    let plain = Device::flex();
+    let (ours, burns) = (ours.valid(), burns.valid());
+    let x = Tensor::<D>::from_data(x.into_data(), &plain);
+    assert_close(
+        &format!("{shape:?} inference"),
+        &host(batch_norm(&ours, x.clone())),
+        &host(burns.forward(x)),
+        2e-5,
+    );
+}
+
+#[test]
+fn fused_batch_norm_matches_burn() {
+    // 99 values per run (not a multiple of the 16 sum lanes), a 1-value run, and `[N, C]`.
+    check_batch_norm([4, 6, 9, 11]);
+    check_batch_norm([3, 5, 1, 1]);
+    check_batch_norm([10, 7]);
+    check_batch_norm([2, 3, 70, 90]);
 }

@@ -9,6 +9,8 @@
 //! they are for tests and benchmarks.
 
 pub mod activation_op;
+pub mod batch_norm;
+pub mod batch_norm_op;
 pub mod conv2d;
 pub mod conv_op;
 

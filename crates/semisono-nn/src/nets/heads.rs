@@ -8,7 +8,7 @@ use burn::tensor::activation::relu;
 use crate::kernels::activation_op::leaky_relu;
 use burn::tensor::{Device, Tensor};
 
-use super::layers::{batch_norm, conv, Conv2d};
+use super::layers::{batch_norm, conv, new_batch_norm, Conv2d};
 use crate::ops::l2_normalize;
 
 /// ε of the L2 normalisations of embeddings (PyTorch `F.normalize`'s default). Hermes' image
@@ -34,9 +34,9 @@ impl ConsistencyHeadConfig {
             fc1: LinearConfig::new(self.input, self.hidden)
                 .with_bias(false)
                 .init(device),
-            bn1: batch_norm(self.hidden, device),
+            bn1: new_batch_norm(self.hidden, device),
             fc2: LinearConfig::new(self.hidden, self.output).init(device),
-            bn2: batch_norm(self.output, device),
+            bn2: new_batch_norm(self.output, device),
         }
     }
 }
@@ -58,8 +58,8 @@ pub struct ConsistencyHead {
 impl ConsistencyHead {
     /// `[N, input] → [N, output]`.
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        let h = relu(self.bn1.forward(self.fc1.forward(x)));
-        relu(self.bn2.forward(self.fc2.forward(h)))
+        let h = relu(batch_norm(&self.bn1, self.fc1.forward(x)));
+        relu(batch_norm(&self.bn2, self.fc2.forward(h)))
     }
 }
 
@@ -118,7 +118,7 @@ impl PixelProjectionHeadConfig {
     pub fn init(&self, device: &Device) -> PixelProjectionHead {
         PixelProjectionHead {
             conv1: conv([self.input, self.input], 1, 1, 0, true, None, device),
-            bn: batch_norm(self.input, device),
+            bn: new_batch_norm(self.input, device),
             conv2: conv([self.input, self.output], 1, 1, 0, true, None, device),
         }
     }
@@ -139,7 +139,7 @@ pub struct PixelProjectionHead {
 impl PixelProjectionHead {
     /// `[N, input, h, w] → [N, output, h, w]`, unit vectors per pixel.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let h = relu(self.bn.forward(self.conv1.forward(x)));
+        let h = relu(batch_norm(&self.bn, self.conv1.forward(x)));
         l2_normalize(self.conv2.forward(h), 1, EMBEDDING_NORM_EPS)
     }
 }

@@ -28,7 +28,7 @@ use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Device, Tensor};
 
 use super::heads::global_avg_pool;
-use super::layers::{batch_norm, conv, Conv2d};
+use super::layers::{batch_norm, conv, new_batch_norm, Conv2d};
 use super::unet::upsample_bilinear;
 
 /// The segmenter features the four IAS sites read (Hermes' names), from S's forward pass on the
@@ -140,16 +140,16 @@ impl SegProjection {
         let middle = (input / 2).max(output);
         Self {
             conv1: conv([input, middle], 3, 1, 1, true, None, device),
-            bn1: batch_norm(middle, device),
+            bn1: new_batch_norm(middle, device),
             conv2: conv([middle, output], 3, 1, 1, true, None, device),
-            bn2: batch_norm(output, device),
+            bn2: new_batch_norm(output, device),
         }
     }
 
     /// Applies the block.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let h = relu(self.bn1.forward(self.conv1.forward(x)));
-        relu(self.bn2.forward(self.conv2.forward(h)))
+        let h = relu(batch_norm(&self.bn1, self.conv1.forward(x)));
+        relu(batch_norm(&self.bn2, self.conv2.forward(h)))
     }
 }
 

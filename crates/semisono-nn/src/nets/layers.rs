@@ -8,6 +8,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d, Relu};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 
+pub use crate::kernels::batch_norm_op::batch_norm;
 use crate::kernels::conv_op;
 
 /// A 2-D convolution (groups 1, symmetric padding) whose backward runs the GEMM kernels on
@@ -58,7 +59,7 @@ impl SequentialLayer {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
             Self::Conv(conv) => conv.forward(x),
-            Self::Norm(norm) => norm.forward(x),
+            Self::Norm(norm) => batch_norm(norm, x),
             Self::Relu(relu) => relu.forward(x),
             Self::AvgPool(pool) => pool.forward(x),
         }
@@ -111,7 +112,7 @@ pub(crate) fn conv(
 }
 
 /// BatchNorm with PyTorch's defaults (eps 1e-5, momentum 0.1, γ = 1, β = 0).
-pub(crate) fn batch_norm(channels: usize, device: &Device) -> BatchNorm {
+pub(crate) fn new_batch_norm(channels: usize, device: &Device) -> BatchNorm {
     BatchNormConfig::new(channels).init(device)
 }
 

@@ -16,7 +16,8 @@ use burn::tensor::{Device, Tensor};
 
 use super::backbone::{EncoderFeatures, InputNorm, InputNormConfig, StageHook};
 use super::layers::{
-    batch_norm, conv, kaiming_normal_fan_out, run_sequential, Conv2d, SequentialLayer,
+    batch_norm, conv, kaiming_normal_fan_out, new_batch_norm, run_sequential, Conv2d,
+    SequentialLayer,
 };
 
 /// Bottle2neck expansion: a stage of `planes` outputs `4·planes` channels.
@@ -87,10 +88,10 @@ impl Res2NetConfig {
                 init(),
                 device,
             )),
-            SequentialLayer::Norm(batch_norm(stem_mid, device)),
+            SequentialLayer::Norm(new_batch_norm(stem_mid, device)),
             SequentialLayer::Relu(Relu),
             SequentialLayer::Conv(conv([stem_mid, stem_mid], 3, 1, 1, false, init(), device)),
-            SequentialLayer::Norm(batch_norm(stem_mid, device)),
+            SequentialLayer::Norm(new_batch_norm(stem_mid, device)),
             SequentialLayer::Relu(Relu),
             SequentialLayer::Conv(conv([stem_mid, stem_out], 3, 1, 1, false, init(), device)),
         ];
@@ -122,7 +123,7 @@ impl Res2NetConfig {
         Res2Net {
             input_norm: self.input_norm.as_ref().map(InputNormConfig::init),
             conv1,
-            bn1: batch_norm(stem_out, device),
+            bn1: new_batch_norm(stem_out, device),
             maxpool: MaxPool2dConfig::new([3, 3])
                 .with_strides([2, 2])
                 .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
@@ -189,7 +190,9 @@ impl Bottle2neck {
         let convs = (0..processed)
             .map(|_| conv([width, width], 3, shape.stride, 1, false, init(), device))
             .collect();
-        let bns = (0..processed).map(|_| batch_norm(width, device)).collect();
+        let bns = (0..processed)
+            .map(|_| new_batch_norm(width, device))
+            .collect();
         let pool = (shape.first_of_stage && shape.scale != 1).then(|| {
             AvgPool2dConfig::new([3, 3])
                 .with_strides([shape.stride, shape.stride])
@@ -214,7 +217,7 @@ impl Bottle2neck {
                     init(),
                     device,
                 )),
-                SequentialLayer::Norm(batch_norm(out_channels, device)),
+                SequentialLayer::Norm(new_batch_norm(out_channels, device)),
             ]
         } else {
             Vec::new()
@@ -229,7 +232,7 @@ impl Bottle2neck {
                 init(),
                 device,
             ),
-            bn1: batch_norm(width * shape.scale, device),
+            bn1: new_batch_norm(width * shape.scale, device),
             convs,
             bns,
             pool,
@@ -242,7 +245,7 @@ impl Bottle2neck {
                 init(),
                 device,
             ),
-            bn3: batch_norm(out_channels, device),
+            bn3: new_batch_norm(out_channels, device),
             downsample,
             width,
             scale: shape.scale,
@@ -251,7 +254,7 @@ impl Bottle2neck {
 
     /// Applies the block.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = relu(self.bn1.forward(self.conv1.forward(x.clone())));
+        let out = relu(batch_norm(&self.bn1, self.conv1.forward(x.clone())));
         let groups = out.split(self.width, 1);
         // A stage's first block has a pool and processes its groups independently.
         let chained = self.pool.is_none();
@@ -262,7 +265,7 @@ impl Bottle2neck {
                 Some(prev) if chained => prev + groups[i].clone(),
                 _ => groups[i].clone(),
             };
-            let processed = relu(bn.forward(conv.forward(input)));
+            let processed = relu(batch_norm(bn, conv.forward(input)));
             previous = Some(processed.clone());
             outputs.push(processed);
         }
@@ -273,9 +276,7 @@ impl Bottle2neck {
                 None => last,
             });
         }
-        let out = self
-            .bn3
-            .forward(self.conv3.forward(Tensor::cat(outputs, 1)));
+        let out = batch_norm(&self.bn3, self.conv3.forward(Tensor::cat(outputs, 1)));
         let shortcut = run_sequential(&self.downsample, x);
         relu(out + shortcut)
     }
@@ -319,7 +320,10 @@ impl Res2Net {
             Some(norm) => norm.forward(x),
             None => x,
         };
-        let stem = hook(0, relu(self.bn1.forward(run_sequential(&self.conv1, x))));
+        let stem = hook(
+            0,
+            relu(batch_norm(&self.bn1, run_sequential(&self.conv1, x))),
+        );
         let pooled = self.maxpool.forward(stem.clone());
         let layer1 = hook(1, run_stage(&self.layer1, pooled.clone()));
         let layer2 = hook(2, run_stage(&self.layer2, layer1.clone()));

@@ -18,7 +18,8 @@ use burn::tensor::{Device, Tensor};
 
 use super::backbone::{EncoderFeatures, InputNorm, InputNormConfig, StageHook};
 use super::layers::{
-    batch_norm, conv, kaiming_normal_fan_out, run_sequential, Conv2d, SequentialLayer,
+    batch_norm, conv, kaiming_normal_fan_out, new_batch_norm, run_sequential, Conv2d,
+    SequentialLayer,
 };
 
 /// Configuration of a [`ResNet`] built from BasicBlocks.
@@ -94,7 +95,7 @@ impl ResNetConfig {
         ResNet {
             input_norm: self.input_norm.as_ref().map(InputNormConfig::init),
             conv1,
-            bn1: batch_norm(stem, device),
+            bn1: new_batch_norm(stem, device),
             maxpool: MaxPool2dConfig::new([3, 3])
                 .with_strides([2, 2])
                 .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
@@ -138,7 +139,7 @@ impl BasicBlock {
                     init(),
                     device,
                 )),
-                SequentialLayer::Norm(batch_norm(out_channels, device)),
+                SequentialLayer::Norm(new_batch_norm(out_channels, device)),
             ]
         } else {
             Vec::new()
@@ -153,17 +154,17 @@ impl BasicBlock {
                 init(),
                 device,
             ),
-            bn1: batch_norm(out_channels, device),
+            bn1: new_batch_norm(out_channels, device),
             conv2: conv([out_channels, out_channels], 3, 1, 1, false, init(), device),
-            bn2: batch_norm(out_channels, device),
+            bn2: new_batch_norm(out_channels, device),
             downsample,
         }
     }
 
     /// `relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = relu(self.bn1.forward(self.conv1.forward(x.clone())));
-        let out = self.bn2.forward(self.conv2.forward(out));
+        let out = relu(batch_norm(&self.bn1, self.conv1.forward(x.clone())));
+        let out = batch_norm(&self.bn2, self.conv2.forward(out));
         let shortcut = run_sequential(&self.downsample, x);
         relu(out + shortcut)
     }
@@ -208,7 +209,7 @@ impl ResNet {
             Some(norm) => norm.forward(x),
             None => x,
         };
-        let stem = hook(0, relu(self.bn1.forward(self.conv1.forward(x))));
+        let stem = hook(0, relu(batch_norm(&self.bn1, self.conv1.forward(x))));
         let pooled = self.maxpool.forward(stem.clone());
         let layer1 = hook(1, run_stage(&self.layer1, pooled.clone()));
         let layer2 = hook(2, run_stage(&self.layer2, layer1.clone()));

@@ -39,7 +39,7 @@ use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Tensor};
 
-use super::layers::{batch_norm, conv, dropout, Conv2d};
+use super::layers::{batch_norm, conv, dropout, new_batch_norm, Conv2d};
 
 const LEAKY_SLOPE: f64 = 0.2;
 
@@ -116,17 +116,17 @@ impl ConvBlock {
         let [input, middle, output] = channels;
         Self {
             conv1: conv([input, middle], 3, 1, 1, true, None, device),
-            bn1: batch_norm(middle, device),
+            bn1: new_batch_norm(middle, device),
             conv2: conv([middle, output], 3, 1, 1, true, None, device),
-            bn2: batch_norm(output, device),
+            bn2: new_batch_norm(output, device),
             dropout: DropoutConfig::new(dropout).init(),
         }
     }
 
     /// Applies the block.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let h = leaky_relu(self.bn1.forward(self.conv1.forward(x)), LEAKY_SLOPE);
-        let h = leaky_relu(self.bn2.forward(self.conv2.forward(h)), LEAKY_SLOPE);
+        let h = leaky_relu(batch_norm(&self.bn1, self.conv1.forward(x)), LEAKY_SLOPE);
+        let h = leaky_relu(batch_norm(&self.bn2, self.conv2.forward(h)), LEAKY_SLOPE);
         dropout(&self.dropout, h)
     }
 }

@@ -7,9 +7,9 @@
 //! gradient = a conv with batch and channels swapped; `semisono_nn::kernels::stock`, checked
 //! against autodiff by the tests), and the GEMM kernels of `semisono_nn::kernels::conv2d` on one
 //! thread and on `threads`. The kernels are timed on host buffers (as a backend op would run on
-//! flex's storage), so no tensor conversion is in their time. BatchNorm (train mode), ReLU,
-//! max-pool and bilinear ×2 are timed as forward, and forward + backward through autodiff on
-//! `(y·g).sum()`. The repetitions of the variants are interleaved so load changes hit all alike.
+//! flex's storage), so no tensor conversion is in their time. BatchNorm (train mode; ours and
+//! Burn's), ReLU, max-pool and bilinear ×2 are timed as forward, and forward + backward through
+//! autodiff on `(y·g).sum()`. The repetitions of the variants are interleaved so load changes hit all alike.
 
 use std::time::Instant;
 
@@ -18,6 +18,7 @@ use burn::nn::{BatchNormConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Distribution, Tensor};
 use semisono_nn::kernels::{conv2d as gk, stock, Conv2dParams};
+use semisono_nn::nets::batch_norm;
 use semisono_nn::nets::unet::upsample_bilinear;
 use serde::{Deserialize, Serialize};
 
@@ -319,8 +320,16 @@ pub fn run_ops(o: &OpsOptions, mut progress: impl FnMut(&str)) -> OpsReport {
     for &(s, n) in &bn {
         let norm = BatchNormConfig::new(s[1]).init(&ad);
         other.push(other_row("batch_norm (train)", s, n, o, &dev, &|x| {
-            norm.forward(x)
+            batch_norm(&norm, x)
         }));
+        other.push(other_row(
+            "batch_norm (train, Burn's)",
+            s,
+            n,
+            o,
+            &dev,
+            &|x| norm.forward(x),
+        ));
         other.push(other_row("relu", s, n, o, &dev, &relu));
         progress(&format!("batch_norm, relu {s:?}"));
     }

@@ -10,7 +10,7 @@ use burn::tensor::activation::{relu, softmax};
 use burn::tensor::{Device, Tensor};
 use semisono_nn::losses::pixel_cross_entropy;
 use semisono_nn::nets::heads::global_avg_pool;
-use semisono_nn::nets::SegModel;
+use semisono_nn::nets::{batch_norm, SegModel};
 use semisono_nn::ops::l2_normalize;
 
 /// The projection head of contrast mode: `Linear → BN1d → ReLU → Linear → BN1d`, then L2 (the
@@ -36,8 +36,8 @@ impl PatchHead {
     /// `[N, input] → [N, dim]`, unit rows. BN uses batch statistics in training, so give it at
     /// least 2 rows there.
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        let h = relu(self.bn1.forward(self.fc1.forward(x)));
-        l2_normalize(self.bn2.forward(self.fc2.forward(h)), 1, 1e-12)
+        let h = relu(batch_norm(&self.bn1, self.fc1.forward(x)));
+        l2_normalize(batch_norm(&self.bn2, self.fc2.forward(h)), 1, 1e-12)
     }
 }
 
