@@ -1,5 +1,6 @@
-//! The matrix-product bilinear resize (align_corners = true) against Burn's `interpolate`:
-//! values and input gradients under autodiff, up and down, odd sizes, one-pixel outputs.
+//! The bilinear resize kernel (align_corners = true) against Burn's `interpolate`: values and
+//! input gradients under autodiff, up and down, odd sizes, one-pixel outputs, planes larger than
+//! one task; values without autodiff.
 
 use burn::tensor::{Device, Distribution, Tensor};
 use semisono_nn::nets::unet::{upsample_bilinear, upsample_bilinear_reference};
@@ -36,6 +37,7 @@ fn matches_interpolate_values_and_gradients() {
         ([2, 1, 6, 9], [4, 5]),
         ([1, 2, 4, 4], [1, 3]),
         ([1, 1, 1, 3], [4, 6]),
+        ([2, 5, 40, 30], [80, 60]),
     ] {
         let x = Tensor::<4>::random(x_shape, Distribution::Normal(0.0, 1.0), &dev);
         let [n, c, _, _] = x_shape;
@@ -50,4 +52,17 @@ fn matches_interpolate_values_and_gradients() {
         assert_close(&format!("{at}: values"), &y, &y_ref);
         assert_close(&format!("{at}: input gradient"), &dx, &dx_ref);
     }
+}
+
+#[test]
+fn matches_interpolate_without_autodiff() {
+    let dev = Device::flex();
+    dev.seed(4);
+    let x = Tensor::<4>::random([2, 3, 9, 12], Distribution::Normal(0.0, 1.0), &dev);
+    let host = |t: Tensor<4>| t.try_into_vec_as::<f32>().unwrap();
+    assert_close(
+        "inference",
+        &host(upsample_bilinear(x.clone(), [18, 24])),
+        &host(upsample_bilinear_reference(x, [18, 24])),
+    );
 }

@@ -11,6 +11,7 @@
 pub mod activation_op;
 pub mod batch_norm;
 pub mod batch_norm_op;
+pub mod bilinear_op;
 pub mod conv2d;
 pub mod conv_op;
 

@@ -31,6 +31,7 @@
 //! ours keep the channel count and leave the channel change to the following block).
 
 use crate::kernels::activation_op::leaky_relu;
+use crate::kernels::bilinear_op;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{ConvTranspose2d, ConvTranspose2dConfig};
@@ -43,51 +44,15 @@ use super::layers::{batch_norm, conv, dropout, new_batch_norm, Conv2d};
 
 const LEAKY_SLOPE: f64 = 0.2;
 
-/// Bilinear resize with align_corners = true (Hermes' `up`), as two matrix products
-/// `A_h · x · A_wᵀ` with the interpolation matrices (two taps per row): on flex these are large
-/// GEMMs, forward and backward, where `interpolate` is a per-pixel loop (4.4x slower f+b for
-/// 8x64x64² -> 128², docs/benchmarks.md). Same values as `interpolate` up to rounding (tests).
+/// Bilinear resize with align_corners = true (Hermes' `up`): a direct two-pass kernel on flex
+/// ([`bilinear_op`]), Burn's `interpolate` elsewhere.
 pub fn upsample_bilinear(x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
-    let [n, c, h, w] = x.dims();
-    let [ho, wo] = size;
-    let device = x.device();
-    // Along W: [N·C·H, W] · [W, Wo].
-    let a_w_t = align_corners_matrix(w, wo, &device).transpose();
-    let rows = x.reshape([n * c * h, w]).matmul(a_w_t);
-    // Along H: [Ho, H] · [H, Wo] for each of the N·C planes (no transposed copy).
-    let a_h = align_corners_matrix(h, ho, &device).unsqueeze::<3>();
-    a_h.matmul(rows.reshape([n * c, h, wo]))
-        .reshape([n, c, ho, wo])
-}
-
-/// `[to, from]` matrix of 1-D linear interpolation with align_corners = true: row `i` samples
-/// `i·(from − 1)/(to − 1)` from its two neighbours.
-fn align_corners_matrix(from: usize, to: usize, device: &Device) -> Tensor<2> {
-    let mut a = vec![0.0f32; to * from];
-    let scale = if to > 1 {
-        (from - 1) as f64 / (to - 1) as f64
-    } else {
-        0.0
-    };
-    for i in 0..to {
-        let src = i as f64 * scale;
-        let i0 = (src.floor() as usize).min(from - 1);
-        let i1 = (i0 + 1).min(from - 1);
-        let frac = (src - i0 as f64) as f32;
-        a[i * from + i0] += 1.0 - frac;
-        a[i * from + i1] += frac;
-    }
-    Tensor::from_data(burn::tensor::TensorData::new(a, [to, from]), device)
+    bilinear_op::bilinear_align_corners(x, size)
 }
 
 /// The resize of [`upsample_bilinear`] through Burn's `interpolate`, for the tests.
 pub fn upsample_bilinear_reference(x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
-    interpolate(
-        x,
-        InterpolateOptions::new(InterpolateMode::Bilinear)
-            .with_align_corners(true)
-            .with_output_size(size),
-    )
+    bilinear_op::reference(x, size)
 }
 
 fn spatial(x: &Tensor<4>) -> [usize; 2] {

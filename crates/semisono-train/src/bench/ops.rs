@@ -8,8 +8,9 @@
 //! against autodiff by the tests), and the GEMM kernels of `semisono_nn::kernels::conv2d` on one
 //! thread and on `threads`. The kernels are timed on host buffers (as a backend op would run on
 //! flex's storage), so no tensor conversion is in their time. BatchNorm (train mode; ours and
-//! Burn's), ReLU, max-pool and bilinear ×2 are timed as forward, and forward + backward through
-//! autodiff on `(y·g).sum()`. The repetitions of the variants are interleaved so load changes hit all alike.
+//! Burn's), ReLU, max-pool and bilinear ×2 (ours; Burn's `interpolate` at the largest size) are
+//! timed as forward, and forward + backward through autodiff on `(y·g).sum()`. The repetitions of
+//! the variants are interleaved so load changes hit all alike.
 
 use std::time::Instant;
 
@@ -19,7 +20,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Distribution, Tensor};
 use semisono_nn::kernels::{conv2d as gk, stock, Conv2dParams};
 use semisono_nn::nets::batch_norm;
-use semisono_nn::nets::unet::upsample_bilinear;
+use semisono_nn::nets::unet::{upsample_bilinear, upsample_bilinear_reference};
 use serde::{Deserialize, Serialize};
 
 use super::median;
@@ -322,10 +323,11 @@ pub fn run_ops(o: &OpsOptions, mut progress: impl FnMut(&str)) -> OpsReport {
         other.push(other_row("batch_norm (train)", s, n, o, &dev, &|x| {
             batch_norm(&norm, x)
         }));
+        // Count 0: for comparison only, not in the step's total.
         other.push(other_row(
             "batch_norm (train, Burn's)",
             s,
-            n,
+            0,
             o,
             &dev,
             &|x| norm.forward(x),
@@ -353,6 +355,14 @@ pub fn run_ops(o: &OpsOptions, mut progress: impl FnMut(&str)) -> OpsReport {
             &move |x| upsample_bilinear(x, [out, out]),
         ));
     }
+    other.push(other_row(
+        "bilinear up (Burn's interpolate)",
+        [o.batch, 64, s / 2, s / 2],
+        0,
+        o,
+        &dev,
+        &move |x| upsample_bilinear_reference(x, [s, s]),
+    ));
     progress("max_pool, interpolate");
     // Flex's matmul on stage 1's conv as a GEMM ([Cout, K] · [K, N·H·W]), count 0: what
     // flex's GEMM reaches on a well-shaped product of the same size.
