@@ -2,6 +2,11 @@
 //!
 //! Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input (see `exit`).
 
+/// mimalloc keeps freed pages for reuse: the training step allocates and frees tens of MB per op,
+/// and glibc's malloc returned them to the kernel, so each op faulted fresh zeroed pages back in.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod cell;
 mod cmd_bench;
 mod cmd_bench_unet;
