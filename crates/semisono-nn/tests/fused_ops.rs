@@ -153,3 +153,49 @@ fn fused_batch_norm_matches_burn() {
     check_batch_norm([10, 7]);
     check_batch_norm([2, 3, 70, 90]);
 }
+
+/// Max pool against Burn's: values and input gradients (ties from a ReLU'd input included, where
+/// the first maximum must take the gradient), padded and unpadded, and without autodiff.
+#[test]
+fn fused_max_pool_matches_burn() {
+    use burn::nn::pool::MaxPool2dConfig;
+    use burn::nn::PaddingConfig2d;
+    use semisono_nn::kernels::max_pool_op::max_pool2d;
+
+    let dev = Device::flex().autodiff();
+    dev.seed(5);
+    for (shape, k, s, p) in [
+        ([2, 3, 17, 20], 3, 2, 1),
+        ([1, 2, 8, 8], 2, 2, 0),
+        ([2, 2, 9, 7], 3, 1, 1),
+    ] {
+        let pool = MaxPool2dConfig::new([k, k])
+            .with_strides([s, s])
+            .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
+            .init();
+        // ReLU'd: a quarter of the windows hold ties at 0.
+        let x = burn::tensor::activation::relu(Tensor::<4>::random(
+            shape,
+            Distribution::Normal(-0.3, 1.0),
+            &dev,
+        ));
+        let gy = pool.forward(x.clone()).detach();
+        let g = Tensor::<4>::random(gy.dims(), Distribution::Normal(0.0, 1.0), &dev);
+        let run = |f: &dyn Fn(Tensor<4>) -> Tensor<4>| {
+            let xg = x.clone().detach().require_grad();
+            let y = f(xg.clone());
+            let grads = (y.clone() * g.clone()).sum().backward();
+            (host(y.detach()), host(xg.grad(&grads).unwrap()))
+        };
+        let (y, dx) = run(&|t| max_pool2d(&pool, t));
+        let (y_ref, dx_ref) = run(&|t| pool.forward(t));
+        assert_eq!(y, y_ref, "{shape:?} k{k} s{s} p{p}: values");
+        assert_eq!(dx, dx_ref, "{shape:?} k{k} s{s} p{p}: input gradient");
+        let plain = Tensor::<4>::from_data(x.into_data(), &Device::flex());
+        assert_eq!(
+            host(max_pool2d(&pool, plain.clone())),
+            host(pool.forward(plain)),
+            "{shape:?}: inference"
+        );
+    }
+}

@@ -13,8 +13,8 @@ use burn::backend::ops::{ActivationOps, FloatTensorOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Backend, Dispatch, Flex, TensorMetadata};
 use burn::tensor::{DType, Tensor, TensorData};
-use rayon::prelude::*;
 
+use super::collect_runs;
 use super::conv_op::{on_flex, with_f32};
 
 /// The custom op; only flex and autodiff-over-flex implement it ([`leaky_relu`] routes nothing
@@ -53,15 +53,12 @@ impl Backward<Flex, 1> for LeakyReluBackward {
 /// `dx[i] = x[i] ≥ 0 ? dy[i] : slope·dy[i]`, in parallel chunks.
 fn leaky_relu_grad(x: &[f32], dy: &[f32], slope: f32) -> Vec<f32> {
     const CHUNK: usize = 1 << 15;
-    let mut dx = vec![0.0f32; x.len()];
-    dx.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
-        .for_each(|(dx, (x, dy))| {
-            for ((d, &xi), &g) in dx.iter_mut().zip(x).zip(dy) {
-                *d = if xi >= 0.0 { g } else { slope * g };
-            }
-        });
-    dx
+    collect_runs(x.len(), CHUNK, 1, |run| {
+        let span = run * CHUNK..((run + 1) * CHUNK).min(x.len());
+        (x[span.clone()].iter())
+            .zip(&dy[span])
+            .map(move |(&x, &g)| if x >= 0.0 { g } else { slope * g })
+    })
 }
 
 impl<C: CheckpointStrategy> LeakyReluBackend for Autodiff<Flex, C> {

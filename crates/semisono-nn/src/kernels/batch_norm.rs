@@ -7,6 +7,8 @@
 
 use rayon::prelude::*;
 
+use super::collect_runs;
+
 /// Shape of a `[batch, channels, inner...]` tensor: channel `c` of image `n` is the contiguous
 /// run starting at `(n · channels + c) · inner`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,19 +91,11 @@ pub fn statistics(layout: ChannelLayout, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
 /// `x · scale[c] + shift[c]`, the one write pass of every batch norm here.
 pub fn channel_affine(layout: ChannelLayout, x: &[f32], scale: &[f32], shift: &[f32]) -> Vec<f32> {
     let inner = layout.inner.max(1);
-    let mut y = vec![0f32; x.len()];
-    y.par_chunks_mut(inner)
-        .zip(x.par_chunks(inner))
-        .enumerate()
-        .with_min_len(layout.runs_per_task())
-        .for_each(|(run, (y, x))| {
-            let c = run % layout.channels;
-            let (s, b) = (scale[c], shift[c]);
-            for (y, &x) in y.iter_mut().zip(x) {
-                *y = x * s + b;
-            }
-        });
-    y
+    collect_runs(x.len(), inner, layout.runs_per_task(), |run| {
+        let c = run % layout.channels;
+        let (s, b) = (scale[c], shift[c]);
+        x[run * inner..][..inner].iter().map(move |&x| x * s + b)
+    })
 }
 
 /// The per-channel `scale = γ / √(var + ε)` and `shift = β − mean · scale` that normalise `x`.
@@ -156,18 +150,14 @@ pub fn train_backward(
         d[c] = -a[c] * beta_grad[c] / count - b[c] * mean[c];
     }
     let inner = layout.inner.max(1);
-    let mut dx = vec![0f32; x.len()];
-    dx.par_chunks_mut(inner)
-        .zip(x.par_chunks(inner).zip(dy.par_chunks(inner)))
-        .enumerate()
-        .with_min_len(layout.runs_per_task())
-        .for_each(|(run, (dx, (x, dy)))| {
-            let c = run % layout.channels;
-            let (a, b, d) = (a[c], b[c], d[c]);
-            for ((dx, &x), &g) in dx.iter_mut().zip(x).zip(dy) {
-                *dx = a * g + b * x + d;
-            }
-        });
+    let dx = collect_runs(x.len(), inner, layout.runs_per_task(), |run| {
+        let c = run % layout.channels;
+        let (a, b, d) = (a[c], b[c], d[c]);
+        let span = run * inner..(run + 1) * inner;
+        (x[span.clone()].iter())
+            .zip(&dy[span])
+            .map(move |(&x, &g)| a * g + b * x + d)
+    });
     (dx, gamma_grad, beta_grad)
 }
 

@@ -14,6 +14,7 @@ pub mod batch_norm_op;
 pub mod bilinear_op;
 pub mod conv2d;
 pub mod conv_op;
+pub mod max_pool_op;
 
 use burn::tensor::{Tensor, TensorData};
 
@@ -118,6 +119,34 @@ pub fn conv2d_b_grad(dy: Tensor<4>) -> Tensor<1> {
     };
     let db = conv2d::conv2d_b_grad(&g, &host(dy));
     Tensor::from_data(TensorData::new(db, [c]), &device)
+}
+
+/// A vector of `len` values, run `i` (of `run` values; the last may be shorter) taken from
+/// `values(i)` on rayon tasks of at least `min_runs` runs, without zeroing the buffer first: the
+/// zeroing of outputs that are then overwritten was ~5% of the U-Net's inference (`perf`).
+pub(crate) fn collect_runs<I: Iterator<Item = f32>>(
+    len: usize,
+    run: usize,
+    min_runs: usize,
+    values: impl Fn(usize) -> I + Sync,
+) -> Vec<f32> {
+    use rayon::prelude::*;
+    let mut out = Vec::with_capacity(len);
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(run.max(1))
+        .enumerate()
+        .with_min_len(min_runs.max(1))
+        .for_each(|(i, slots)| {
+            let mut written = 0;
+            for (slot, value) in slots.iter_mut().zip(values(i)) {
+                slot.write(value);
+                written += 1;
+            }
+            assert_eq!(written, slots.len(), "collect_runs: run {i} too short");
+        });
+    // SAFETY: every slot of `out[..len]` was written above (each run's count is asserted).
+    unsafe { out.set_len(len) };
+    out
 }
 
 /// Runs `f` on a rayon pool of `threads` threads (benchmarks: the kernels' speed on one core

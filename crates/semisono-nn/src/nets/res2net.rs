@@ -19,6 +19,7 @@ use super::layers::{
     batch_norm, conv, kaiming_normal_fan_out, new_batch_norm, run_sequential, Conv2d,
     SequentialLayer,
 };
+use crate::kernels::max_pool_op::max_pool2d;
 
 /// Bottle2neck expansion: a stage of `planes` outputs `4·planes` channels.
 const EXPANSION: usize = 4;
@@ -324,7 +325,7 @@ impl Res2Net {
             0,
             relu(batch_norm(&self.bn1, run_sequential(&self.conv1, x))),
         );
-        let pooled = self.maxpool.forward(stem.clone());
+        let pooled = max_pool2d(&self.maxpool, stem.clone());
         let layer1 = hook(1, run_stage(&self.layer1, pooled.clone()));
         let layer2 = hook(2, run_stage(&self.layer2, layer1.clone()));
         let layer3 = hook(3, run_stage(&self.layer3, layer2.clone()));

@@ -21,6 +21,7 @@ use super::layers::{
     batch_norm, conv, kaiming_normal_fan_out, new_batch_norm, run_sequential, Conv2d,
     SequentialLayer,
 };
+use crate::kernels::max_pool_op::max_pool2d;
 
 /// Configuration of a [`ResNet`] built from BasicBlocks.
 #[derive(Config, Debug)]
@@ -210,7 +211,7 @@ impl ResNet {
             None => x,
         };
         let stem = hook(0, relu(batch_norm(&self.bn1, self.conv1.forward(x))));
-        let pooled = self.maxpool.forward(stem.clone());
+        let pooled = max_pool2d(&self.maxpool, stem.clone());
         let layer1 = hook(1, run_stage(&self.layer1, pooled.clone()));
         let layer2 = hook(2, run_stage(&self.layer2, layer1.clone()));
         let layer3 = hook(3, run_stage(&self.layer3, layer2.clone()));

@@ -8,9 +8,9 @@
 //! against autodiff by the tests), and the GEMM kernels of `semisono_nn::kernels::conv2d` on one
 //! thread and on `threads`. The kernels are timed on host buffers (as a backend op would run on
 //! flex's storage), so no tensor conversion is in their time. BatchNorm (train mode; ours and
-//! Burn's), ReLU, max-pool and bilinear ×2 (ours; Burn's `interpolate` at the largest size) are
-//! timed as forward, and forward + backward through autodiff on `(y·g).sum()`. The repetitions of
-//! the variants are interleaved so load changes hit all alike.
+//! Burn's), ReLU, max-pool (ours and Burn's) and bilinear ×2 (ours; Burn's `interpolate` at the
+//! largest size) are timed as forward, and forward + backward through autodiff on `(y·g).sum()`.
+//! The repetitions of the variants are interleaved so load changes hit all alike.
 
 use std::time::Instant;
 
@@ -18,6 +18,7 @@ use burn::nn::pool::MaxPool2dConfig;
 use burn::nn::{BatchNormConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Distribution, Tensor};
+use semisono_nn::kernels::max_pool_op::max_pool2d;
 use semisono_nn::kernels::{conv2d as gk, stock, Conv2dParams};
 use semisono_nn::nets::batch_norm;
 use semisono_nn::nets::unet::{upsample_bilinear, upsample_bilinear_reference};
@@ -342,8 +343,16 @@ pub fn run_ops(o: &OpsOptions, mut progress: impl FnMut(&str)) -> OpsReport {
         .init();
     let pool_in = [o.batch, 64, s / 2, s / 2];
     other.push(other_row("max_pool 3x3/2", pool_in, 1, o, &dev, &|x| {
-        pool.forward(x)
+        max_pool2d(&pool, x)
     }));
+    other.push(other_row(
+        "max_pool 3x3/2 (Burn's)",
+        pool_in,
+        0,
+        o,
+        &dev,
+        &|x| pool.forward(x),
+    ));
     for (c, h) in [(256, s / 16), (128, s / 8), (64, s / 4), (64, s / 2)] {
         let out = if h == s / 2 { s } else { 2 * h };
         other.push(other_row(

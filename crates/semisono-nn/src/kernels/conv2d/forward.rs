@@ -39,16 +39,18 @@ pub fn conv2d_forward(g: &Conv2dGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>
         parts.push((r.clone(), head));
         rest = tail;
     }
-    parts.into_par_iter().for_each(|(r, ys)| match &taps {
-        Some(taps) => shifted(g, x, taps, r, ys, parallelism),
-        None => via_im2col(g, x, w, r, ys, parallelism),
-    });
-    if let Some(b) = bias {
-        let p = g.plane_out();
-        for (plane, &bc) in y.chunks_mut(p).zip(b.iter().cycle()) {
-            plane.iter_mut().for_each(|v| *v += bc);
+    parts.into_par_iter().for_each(|(r, ys)| {
+        match &taps {
+            Some(taps) => shifted(g, x, taps, r, ys, parallelism),
+            None => via_im2col(g, x, w, r, ys, parallelism),
         }
-    }
+        // The bias on the task's own images, while they are in cache.
+        if let Some(b) = bias {
+            for (plane, &bc) in ys.chunks_mut(g.plane_out()).zip(b.iter().cycle()) {
+                plane.iter_mut().for_each(|v| *v += bc);
+            }
+        }
+    });
     y
 }
 
