@@ -56,13 +56,16 @@ pub fn max_pool_forward(p: Pool, x: &[f32]) -> (Vec<f32>, Vec<u32>) {
         .for_each(|((y, arg), x)| {
             for (oi, r) in rows.iter().enumerate() {
                 for (oj, c) in cols.iter().enumerate() {
-                    let (mut best, mut at) = (f32::NEG_INFINITY, usize::MAX);
+                    let first = r.start * w + c.start;
+                    let (mut best, mut at) = (x[first], first);
                     for i in r.clone() {
-                        for (j, &v) in x[i * w..][c.clone()].iter().enumerate() {
+                        for k in i * w + c.start..i * w + c.end {
                             // Flex's rule: the first maximum, but any NaN wins (the last one).
-                            if at == usize::MAX || v > best || v.is_nan() {
-                                (best, at) = (v, i * w + c.start + j);
-                            }
+                            // Selects, not branches: random activations mispredict.
+                            let v = x[k];
+                            let take = v > best || v.is_nan();
+                            best = if take { v } else { best };
+                            at = if take { k } else { at };
                         }
                     }
                     y[oi * wo + oj] = best;
