@@ -59,10 +59,10 @@ pub fn max_pool_forward(p: Pool, x: &[f32]) -> (Vec<f32>, Vec<u32>) {
                     let first = r.start * w + c.start;
                     let (mut best, mut at) = (x[first], first);
                     for i in r.clone() {
-                        for k in i * w + c.start..i * w + c.end {
+                        let row = i * w + c.start;
+                        for (k, &v) in (row..).zip(&x[row..i * w + c.end]) {
                             // Flex's rule: the first maximum, but any NaN wins (the last one).
                             // Selects, not branches: random activations mispredict.
-                            let v = x[k];
                             let take = v > best || v.is_nan();
                             best = if take { v } else { best };
                             at = if take { k } else { at };
