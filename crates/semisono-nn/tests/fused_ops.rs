@@ -155,7 +155,7 @@ fn fused_batch_norm_matches_burn() {
 }
 
 /// Max pool against Burn's: values and input gradients (ties from a ReLU'd input included, where
-/// the first maximum must take the gradient), padded and unpadded, and without autodiff.
+/// the first maximum must take the gradient, and NaNs), padded and unpadded, and without autodiff.
 #[test]
 fn fused_max_pool_matches_burn() {
     use burn::nn::pool::MaxPool2dConfig;
@@ -173,12 +173,17 @@ fn fused_max_pool_matches_burn() {
             .with_strides([s, s])
             .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
             .init();
-        // ReLU'd: a quarter of the windows hold ties at 0.
-        let x = burn::tensor::activation::relu(Tensor::<4>::random(
+        // ReLU'd: a quarter of the windows hold ties at 0. A few NaNs, which win their windows.
+        let mut values = host(burn::tensor::activation::relu(Tensor::<4>::random(
             shape,
             Distribution::Normal(-0.3, 1.0),
             &dev,
-        ));
+        )));
+        for i in (7..values.len()).step_by(97) {
+            values[i] = f32::NAN;
+        }
+        let x = Tensor::<4>::from_data(TensorData::new(values, shape), &dev);
+        let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
         let gy = pool.forward(x.clone()).detach();
         let g = Tensor::<4>::random(gy.dims(), Distribution::Normal(0.0, 1.0), &dev);
         let run = |f: &dyn Fn(Tensor<4>) -> Tensor<4>| {
@@ -189,12 +194,12 @@ fn fused_max_pool_matches_burn() {
         };
         let (y, dx) = run(&|t| max_pool2d(&pool, t));
         let (y_ref, dx_ref) = run(&|t| pool.forward(t));
-        assert_eq!(y, y_ref, "{shape:?} k{k} s{s} p{p}: values");
+        assert_eq!(bits(y), bits(y_ref), "{shape:?} k{k} s{s} p{p}: values");
         assert_eq!(dx, dx_ref, "{shape:?} k{k} s{s} p{p}: input gradient");
         let plain = Tensor::<4>::from_data(x.into_data(), &Device::flex());
         assert_eq!(
-            host(max_pool2d(&pool, plain.clone())),
-            host(pool.forward(plain)),
+            bits(host(max_pool2d(&pool, plain.clone()))),
+            bits(host(pool.forward(plain))),
             "{shape:?}: inference"
         );
     }
