@@ -9,13 +9,13 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::Autodiff;
-use burn::backend::ops::{ActivationOps, FloatTensorOps};
+use burn::backend::ops::ActivationOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Backend, Dispatch, Flex, TensorMetadata};
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::{DType, Tensor};
 
 use super::collect_runs;
-use super::conv_op::{on_flex, with_f32};
+use super::conv_op::{flex_tensor, on_flex, with_f32};
 
 /// The custom op; only flex and autodiff-over-flex implement it ([`leaky_relu`] routes nothing
 /// else here).
@@ -44,7 +44,7 @@ impl Backward<Flex, 1> for LeakyReluBackward {
         if let Some(node) = &ops.parents[0] {
             let shape = x.shape().to_vec();
             let dx = with_f32(&x, |x| with_f32(&dy, |dy| leaky_relu_grad(x, dy, slope)));
-            let dx = Flex::float_from_data(TensorData::new(dx, shape), &dy.device());
+            let dx = flex_tensor(dx, shape, &dy);
             grads.register::<Flex>(node.id, dx);
         }
     }

@@ -16,7 +16,7 @@ use burn::nn::BatchNorm;
 use burn::tensor::{DType, Tensor, TensorData};
 
 use super::batch_norm::{self as kernels, ChannelLayout};
-use super::conv_op::{on_flex, with_f32};
+use super::conv_op::{flex_tensor, on_flex, with_f32};
 
 /// The custom ops; only flex and autodiff-over-flex implement them ([`batch_norm`] routes nothing
 /// else here).
@@ -50,10 +50,6 @@ fn layout(x: &FloatTensor<Flex>) -> ChannelLayout {
 
 fn host(t: &FloatTensor<Flex>) -> Vec<f32> {
     with_f32(t, <[f32]>::to_vec)
-}
-
-fn flex_tensor(values: Vec<f32>, shape: Vec<usize>, like: &FloatTensor<Flex>) -> FloatTensor<Flex> {
-    Flex::float_from_data(TensorData::new(values, shape), &like.device())
 }
 
 /// The statistics tensor's rows: (mean, variance).

@@ -10,15 +10,14 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::Autodiff;
-use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Backend, Dispatch, Flex, TensorMetadata};
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::{DType, Tensor};
 use rayon::prelude::*;
 
-use super::conv_op::{on_flex, with_f32};
+use super::conv_op::{flex_tensor, on_flex, with_f32};
 
 /// One output coordinate's two source neighbours along an axis and the weight of the second.
 #[derive(Clone, Copy, Debug)]
@@ -143,7 +142,7 @@ impl BilinearBackend for Flex {
         let y = with_f32(&x, |values| resize_forward(r, values));
         let dims = x.shape().to_vec();
         let shape = vec![dims[0], dims[1], size[0], size[1]];
-        Flex::float_from_data(TensorData::new(y, shape), &x.device())
+        flex_tensor(y, shape, &x)
     }
 }
 
@@ -159,7 +158,7 @@ impl Backward<Flex, 1> for BilinearBackward {
         let (r, shape) = ops.state;
         if let Some(node) = &ops.parents[0] {
             let dx = with_f32(&dy, |dy| resize_backward(r, dy));
-            let dx = Flex::float_from_data(TensorData::new(dx, shape), &dy.device());
+            let dx = flex_tensor(dx, shape, &dy);
             grads.register::<Flex>(node.id, dx);
         }
     }

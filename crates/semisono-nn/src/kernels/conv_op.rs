@@ -97,7 +97,7 @@ fn forward_with(
     });
     let [ho, wo] = geom.out_hw();
     let shape = vec![geom.batch, geom.c_out, ho, wo];
-    Flex::float_from_data(TensorData::new(y, shape), &x.device())
+    flex_tensor(y, shape, &x)
 }
 
 /// The backward of [`GemmConvBackend`]'s convolutions on flex; `N` = 2 (no bias) or 3 parents.
@@ -119,10 +119,7 @@ impl<const N: usize> Backward<Flex, N> for GemmConvBackward<N> {
     fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, _: &mut Checkpointer) {
         let dy = grads.consume::<Flex>(&ops.node);
         let GemmConvState { x, weight, geom } = ops.state;
-        let device = dy.device();
-        let to_flex = |values: Vec<f32>, shape: Vec<usize>| {
-            Flex::float_from_data(TensorData::new(values, shape), &device)
-        };
+        let to_flex = |values: Vec<f32>, shape: Vec<usize>| flex_tensor(values, shape, &dy);
         let [x_shape, w_shape] = [&x, &weight].map(|t| t.shape().to_vec());
         with_f32(&dy, |dy| {
             if let Some(node) = &ops.parents[0] {
@@ -139,6 +136,15 @@ impl<const N: usize> Backward<Flex, N> for GemmConvBackward<N> {
             }
         });
     }
+}
+
+/// A flex f32 tensor of `shape` holding `values`, on the device of `like`.
+pub(super) fn flex_tensor(
+    values: Vec<f32>,
+    shape: Vec<usize>,
+    like: &FloatTensor<Flex>,
+) -> FloatTensor<Flex> {
+    Flex::float_from_data(TensorData::new(values, shape), &like.device())
 }
 
 /// Runs `f` on the tensor's f32 values in row-major order, copying only a strided view.

@@ -9,15 +9,14 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::Autodiff;
-use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Backend, Dispatch, Flex, TensorMetadata};
 use burn::nn::pool::MaxPool2d;
 use burn::nn::PaddingConfig2d;
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::{DType, Tensor};
 use rayon::prelude::*;
 
-use super::conv_op::{on_flex, with_f32};
+use super::conv_op::{flex_tensor, on_flex, with_f32};
 
 /// One max pool: `planes` images × channels of `input` pixels, window `kernel`, `stride` and
 /// `padding` per axis (padded pixels never win), dilation 1, floor mode.
@@ -113,7 +112,7 @@ fn forward(x: &FloatTensor<Flex>, p: Pool) -> (FloatTensor<Flex>, Vec<u32>) {
     let (y, arg) = with_f32(x, |values| max_pool_forward(p, values));
     let dims = x.shape().to_vec();
     let [ho, wo] = p.output();
-    let y = Flex::float_from_data(TensorData::new(y, [dims[0], dims[1], ho, wo]), &x.device());
+    let y = flex_tensor(y, vec![dims[0], dims[1], ho, wo], x);
     (y, arg)
 }
 
@@ -135,7 +134,7 @@ impl Backward<Flex, 1> for MaxPoolBackward {
         let (p, arg, shape) = ops.state;
         if let Some(node) = &ops.parents[0] {
             let dx = with_f32(&dy, |dy| max_pool_backward(p, &arg, dy));
-            let dx = Flex::float_from_data(TensorData::new(dx, shape), &dy.device());
+            let dx = flex_tensor(dx, shape, &dy);
             grads.register::<Flex>(node.id, dx);
         }
     }
