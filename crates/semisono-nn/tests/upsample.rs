@@ -3,7 +3,8 @@
 //! one task; values without autodiff.
 
 use burn::tensor::{Device, Distribution, Tensor};
-use semisono_nn::nets::unet::{upsample_bilinear, upsample_bilinear_reference};
+use semisono_nn::kernels::bilinear_op::reference as upsample_bilinear_reference;
+use semisono_nn::nets::unet::upsample_bilinear;
 
 type Resize = fn(Tensor<4>, [usize; 2]) -> Tensor<4>;
 

@@ -50,11 +50,6 @@ pub fn upsample_bilinear(x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
     bilinear_op::bilinear_align_corners(x, size)
 }
 
-/// The resize of [`upsample_bilinear`] through Burn's `interpolate`, for the tests.
-pub fn upsample_bilinear_reference(x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
-    bilinear_op::reference(x, size)
-}
-
 fn spatial(x: &Tensor<4>) -> [usize; 2] {
     let [_, _, h, w] = x.dims();
     [h, w]

@@ -18,10 +18,11 @@ use burn::nn::pool::MaxPool2dConfig;
 use burn::nn::{BatchNormConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Distribution, Tensor};
+use semisono_nn::kernels::bilinear_op;
 use semisono_nn::kernels::max_pool_op::max_pool2d;
 use semisono_nn::kernels::{conv2d as gk, stock, Conv2dParams};
 use semisono_nn::nets::batch_norm;
-use semisono_nn::nets::unet::{upsample_bilinear, upsample_bilinear_reference};
+use semisono_nn::nets::unet::upsample_bilinear;
 use serde::{Deserialize, Serialize};
 
 use super::median;
@@ -370,7 +371,7 @@ pub fn run_ops(o: &OpsOptions, mut progress: impl FnMut(&str)) -> OpsReport {
         0,
         o,
         &dev,
-        &move |x| upsample_bilinear_reference(x, [s, s]),
+        &move |x| bilinear_op::reference(x, [s, s]),
     ));
     progress("max_pool, interpolate");
     // Flex's matmul on stage 1's conv as a GEMM ([Cout, K] · [K, N·H·W]), count 0: what
