@@ -267,18 +267,30 @@ pub fn batch_norm<const D: usize>(bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
         );
         return Tensor::from_dispatch(y);
     }
-    let (gamma, beta) = (
+    let (scale, shift) = eval_scale_shift(
+        bn,
         Tensor::<1>::from_dispatch(gamma),
         Tensor::<1>::from_dispatch(beta),
     );
-    let mean = bn.running_mean.value().to_device(&device);
-    let var = bn.running_var.value().to_device(&device);
-    let scale = gamma.div(var.add_scalar(bn.epsilon).sqrt());
-    let shift = beta.sub(mean.mul(scale.clone()));
     let y = <Dispatch as BatchNormBackend>::channel_affine(
         x,
         scale.into_dispatch(),
         shift.into_dispatch(),
     );
     Tensor::from_dispatch(y)
+}
+
+/// BatchNorm with its running statistics as `x · scale[c] + shift[c]`, from `gamma` and `beta` (the
+/// module's, or tensors derived from them): `scale = γ/√(var + ε)`, `shift = β − mean·scale`.
+pub fn eval_scale_shift(
+    bn: &BatchNorm,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+) -> (Tensor<1>, Tensor<1>) {
+    let device = gamma.device();
+    let mean = bn.running_mean.value().to_device(&device);
+    let var = bn.running_var.value().to_device(&device);
+    let scale = gamma.div(var.add_scalar(bn.epsilon).sqrt());
+    let shift = beta.sub(mean.mul(scale.clone()));
+    (scale, shift)
 }

@@ -32,7 +32,7 @@ use rayon::prelude::*;
 
 mod forward;
 
-pub use forward::conv2d_forward;
+pub use forward::{conv2d_forward, conv2d_forward_with, Activation, Epilogue};
 
 /// Largest im2col buffer, in floats, one chunk builds at once (16 MiB); an image larger than that is
 /// still done whole.

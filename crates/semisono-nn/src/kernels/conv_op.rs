@@ -64,7 +64,7 @@ impl GemmConvBackend for Flex {
 
 /// Fewest output channels the GEMM forward takes: below it (the 1x1 segmentation head) the GEMM is
 /// too thin and flex's own 1x1 path is faster (docs/benchmarks.md, per-op profile).
-const GEMM_FORWARD_MIN_C_OUT: usize = 8;
+pub(super) const GEMM_FORWARD_MIN_C_OUT: usize = 8;
 
 /// The forward on flex: [`gemm_conv::conv2d_forward`] where the kernels apply, flex's own conv2d
 /// elsewhere.
@@ -232,7 +232,7 @@ fn tracked_conv2d<C: CheckpointStrategy>(
 
 /// The kernels' geometry for this convolution, or `None` where they do not apply (not f32,
 /// groups ≠ 1, asymmetric padding, not 4-D).
-fn geometry(
+pub(super) fn geometry(
     x: &FloatTensor<Flex>,
     weight: &FloatTensor<Flex>,
     bias: Option<&FloatTensor<Flex>>,

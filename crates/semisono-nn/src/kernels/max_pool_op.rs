@@ -42,7 +42,11 @@ impl Pool {
     }
 }
 
-/// Max values and their offsets within the input plane.
+/// Max values and their offsets within the input plane. Separable: per output row, a vertical pass
+/// over the window's rows keeps each input column's best value and its offset (element-wise, so it
+/// vectorises), then each output takes the best of its window's columns. Offsets grow in row-major
+/// order, so "first maximum in the window" = the smallest offset among equal values and "last NaN"
+/// = the largest offset among NaNs: the same result as a row-major scan (flex, PyTorch).
 pub fn max_pool_forward(p: Pool, x: &[f32]) -> (Vec<f32>, Vec<u32>) {
     let ([h, w], [ho, wo]) = (p.input, p.output());
     let mut y = vec![0f32; p.planes * ho * wo];
@@ -52,26 +56,50 @@ pub fn max_pool_forward(p: Pool, x: &[f32]) -> (Vec<f32>, Vec<u32>) {
     y.par_chunks_mut(ho * wo)
         .zip(arg.par_chunks_mut(ho * wo))
         .zip(x.par_chunks(h * w))
-        .for_each(|((y, arg), x)| {
-            for (oi, r) in rows.iter().enumerate() {
-                for (oj, c) in cols.iter().enumerate() {
-                    let first = r.start * w + c.start;
-                    let (mut best, mut at) = (x[first], first);
-                    for i in r.clone() {
-                        let row = i * w + c.start;
-                        for (k, &v) in (row..).zip(&x[row..i * w + c.end]) {
-                            // Flex's rule: the first maximum, but any NaN wins (the last one).
+        .for_each_init(
+            || (vec![0f32; w], vec![0u32; w]),
+            |(col_best, col_at), ((y, arg), x)| {
+                for (oi, r) in rows.iter().enumerate() {
+                    let first = &x[r.start * w..][..w];
+                    col_best.copy_from_slice(first);
+                    col_at
+                        .iter_mut()
+                        .zip((r.start * w) as u32..)
+                        .for_each(|(a, k)| *a = k);
+                    for i in r.start + 1..r.end {
+                        let row = &x[i * w..][..w];
+                        let offsets = (i * w) as u32..;
+                        for (((b, a), &v), k) in col_best
+                            .iter_mut()
+                            .zip(col_at.iter_mut())
+                            .zip(row)
+                            .zip(offsets)
+                        {
                             // Selects, not branches: random activations mispredict.
-                            let take = v > best || v.is_nan();
-                            best = if take { v } else { best };
-                            at = if take { k } else { at };
+                            let take = v > *b || v.is_nan();
+                            *b = if take { v } else { *b };
+                            *a = if take { k } else { *a };
                         }
                     }
-                    y[oi * wo + oj] = best;
-                    arg[oi * wo + oj] = at as u32;
+                    let (y_row, arg_row) = (&mut y[oi * wo..][..wo], &mut arg[oi * wo..][..wo]);
+                    for ((out, out_at), c) in y_row.iter_mut().zip(arg_row.iter_mut()).zip(&cols) {
+                        let (mut best, mut at) = (col_best[c.start], col_at[c.start]);
+                        for (&v, &k) in col_best[c.clone()].iter().zip(&col_at[c.clone()]).skip(1) {
+                            let take = if v.is_nan() {
+                                !best.is_nan() || k > at
+                            } else {
+                                v > best || (v == best && k < at)
+                            };
+                            if take {
+                                (best, at) = (v, k);
+                            }
+                        }
+                        *out = best;
+                        *out_at = at;
+                    }
                 }
-            }
-        });
+            },
+        );
     (y, arg)
 }
 

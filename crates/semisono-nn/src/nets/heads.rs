@@ -8,7 +8,7 @@ use burn::tensor::activation::relu;
 use crate::kernels::activation_op::leaky_relu;
 use burn::tensor::{Device, Tensor};
 
-use super::layers::{batch_norm, conv, new_batch_norm, Conv2d};
+use super::layers::{batch_norm, conv, new_batch_norm, Activation, Conv2d};
 use crate::ops::l2_normalize;
 
 /// ε of the L2 normalisations of embeddings (PyTorch `F.normalize`'s default). Hermes' image
@@ -139,7 +139,7 @@ pub struct PixelProjectionHead {
 impl PixelProjectionHead {
     /// `[N, input, h, w] → [N, output, h, w]`, unit vectors per pixel.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let h = relu(batch_norm(&self.bn, self.conv1.forward(x)));
+        let h = self.conv1.forward_bn(&self.bn, Activation::Relu, x);
         l2_normalize(self.conv2.forward(h), 1, EMBEDDING_NORM_EPS)
     }
 }

@@ -28,7 +28,7 @@ use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Device, Tensor};
 
 use super::heads::global_avg_pool;
-use super::layers::{batch_norm, conv, new_batch_norm, Conv2d};
+use super::layers::{conv, new_batch_norm, Activation, Conv2d};
 use super::unet::upsample_bilinear;
 
 /// The segmenter features the four IAS sites read (Hermes' names), from S's forward pass on the
@@ -148,8 +148,8 @@ impl SegProjection {
 
     /// Applies the block.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let h = relu(batch_norm(&self.bn1, self.conv1.forward(x)));
-        relu(batch_norm(&self.bn2, self.conv2.forward(h)))
+        let h = self.conv1.forward_bn(&self.bn1, Activation::Relu, x);
+        self.conv2.forward_bn(&self.bn2, Activation::Relu, h)
     }
 }
 

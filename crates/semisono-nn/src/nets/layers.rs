@@ -9,7 +9,8 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 
 pub use crate::kernels::batch_norm_op::batch_norm;
-use crate::kernels::conv_op;
+pub use crate::kernels::conv2d::Activation;
+use crate::kernels::{conv_bn_op, conv_op};
 
 /// A 2-D convolution (groups 1, symmetric padding) whose backward runs the GEMM kernels on
 /// `flex` ([`crate::kernels::conv_op`]). Its parameters are named as in `burn::nn::conv::Conv2d`
@@ -32,8 +33,25 @@ impl Conv2d {
             x,
             self.weight.val(),
             self.bias.as_ref().map(Param::val),
-            ConvOptions::new(self.stride, self.padding, self.dilation, 1),
+            self.options(),
         )
+    }
+
+    /// `activation(bn(self.forward(x)))`; in inference on flex one fused kernel call
+    /// ([`conv_bn_op::conv_bn_activation`]).
+    pub fn forward_bn(&self, bn: &BatchNorm, activation: Activation, x: Tensor<4>) -> Tensor<4> {
+        conv_bn_op::conv_bn_activation(
+            x,
+            self.weight.val(),
+            self.bias.as_ref().map(Param::val),
+            self.options(),
+            bn,
+            activation,
+        )
+    }
+
+    fn options(&self) -> ConvOptions<2> {
+        ConvOptions::new(self.stride, self.padding, self.dilation, 1)
     }
 }
 
@@ -66,9 +84,25 @@ impl SequentialLayer {
     }
 }
 
-/// Runs a `Vec<SequentialLayer>` in order (identity when empty).
+/// Runs a `Vec<SequentialLayer>` in order (identity when empty); a convolution followed by a
+/// BatchNorm (and a ReLU) runs as [`Conv2d::forward_bn`].
 pub fn run_sequential(layers: &[SequentialLayer], x: Tensor<4>) -> Tensor<4> {
-    layers.iter().fold(x, |h, layer| layer.forward(h))
+    use SequentialLayer::{Conv, Norm, Relu};
+    let mut h = x;
+    let mut rest = layers;
+    while let Some(layer) = rest.first() {
+        (h, rest) = match rest {
+            [Conv(conv), Norm(bn), Relu(_), tail @ ..] => {
+                (conv.forward_bn(bn, Activation::Relu, h), tail)
+            }
+            [Conv(conv), Norm(bn), tail @ ..] => {
+                (conv.forward_bn(bn, Activation::Identity, h), tail)
+            }
+            [_, tail @ ..] => (layer.forward(h), tail),
+            [] => unreachable!("rest is not empty"),
+        };
+    }
+    h
 }
 
 /// Kaiming-normal, fan-out, ReLU gain: torchvision's ResNet init (`kaiming_normal_(mode="fan_out",

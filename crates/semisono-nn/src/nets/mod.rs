@@ -23,7 +23,7 @@ pub use heads::{
     ProjectionHead, ProjectionHeadConfig,
 };
 pub use ias::{ClsAttention, ClsAttentionConfig, IasAttention, SegFeatures, SegProjection};
-pub use layers::{batch_norm, dropout, SequentialLayer};
+pub use layers::{batch_norm, dropout, Activation, Conv2d, SequentialLayer};
 pub use res2net::{Bottle2neck, Bottle2neckShape, Res2Net, Res2NetConfig};
 pub use resnet::{BasicBlock, ResNet, ResNetConfig};
 pub use seg::{SegModel, SegModelConfig, SegOutput};

@@ -16,7 +16,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::backbone::{EncoderFeatures, InputNorm, InputNormConfig, StageHook};
 use super::layers::{
-    batch_norm, conv, kaiming_normal_fan_out, new_batch_norm, run_sequential, Conv2d,
+    batch_norm, conv, kaiming_normal_fan_out, new_batch_norm, run_sequential, Activation, Conv2d,
     SequentialLayer,
 };
 use crate::kernels::max_pool_op::max_pool2d;
@@ -255,7 +255,9 @@ impl Bottle2neck {
 
     /// Applies the block.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = relu(batch_norm(&self.bn1, self.conv1.forward(x.clone())));
+        let out = self
+            .conv1
+            .forward_bn(&self.bn1, Activation::Relu, x.clone());
         let groups = out.split(self.width, 1);
         // A stage's first block has a pool and processes its groups independently.
         let chained = self.pool.is_none();
@@ -266,7 +268,7 @@ impl Bottle2neck {
                 Some(prev) if chained => prev + groups[i].clone(),
                 _ => groups[i].clone(),
             };
-            let processed = relu(batch_norm(bn, conv.forward(input)));
+            let processed = conv.forward_bn(bn, Activation::Relu, input);
             previous = Some(processed.clone());
             outputs.push(processed);
         }
@@ -277,7 +279,9 @@ impl Bottle2neck {
                 None => last,
             });
         }
-        let out = batch_norm(&self.bn3, self.conv3.forward(Tensor::cat(outputs, 1)));
+        let out = self
+            .conv3
+            .forward_bn(&self.bn3, Activation::Identity, Tensor::cat(outputs, 1));
         let shortcut = run_sequential(&self.downsample, x);
         relu(out + shortcut)
     }

@@ -18,7 +18,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::backbone::{EncoderFeatures, InputNorm, InputNormConfig, StageHook};
 use super::layers::{
-    batch_norm, conv, kaiming_normal_fan_out, new_batch_norm, run_sequential, Conv2d,
+    conv, kaiming_normal_fan_out, new_batch_norm, run_sequential, Activation, Conv2d,
     SequentialLayer,
 };
 use crate::kernels::max_pool_op::max_pool2d;
@@ -164,8 +164,10 @@ impl BasicBlock {
 
     /// `relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = relu(batch_norm(&self.bn1, self.conv1.forward(x.clone())));
-        let out = batch_norm(&self.bn2, self.conv2.forward(out));
+        let out = self
+            .conv1
+            .forward_bn(&self.bn1, Activation::Relu, x.clone());
+        let out = self.conv2.forward_bn(&self.bn2, Activation::Identity, out);
         let shortcut = run_sequential(&self.downsample, x);
         relu(out + shortcut)
     }
@@ -210,7 +212,7 @@ impl ResNet {
             Some(norm) => norm.forward(x),
             None => x,
         };
-        let stem = hook(0, relu(batch_norm(&self.bn1, self.conv1.forward(x))));
+        let stem = hook(0, self.conv1.forward_bn(&self.bn1, Activation::Relu, x));
         let pooled = max_pool2d(&self.maxpool, stem.clone());
         let layer1 = hook(1, run_stage(&self.layer1, pooled.clone()));
         let layer2 = hook(2, run_stage(&self.layer2, layer1.clone()));

@@ -30,7 +30,6 @@
 //! target size). MLRPL's two decoders differ only in this (mlrpl spec §11: MC-Net up types 0, 1, 2;
 //! ours keep the channel count and leave the channel change to the following block).
 
-use crate::kernels::activation_op::leaky_relu;
 use crate::kernels::bilinear_op;
 use burn::config::Config;
 use burn::module::Module;
@@ -40,7 +39,7 @@ use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Tensor};
 
-use super::layers::{batch_norm, conv, dropout, new_batch_norm, Conv2d};
+use super::layers::{conv, dropout, new_batch_norm, Activation, Conv2d};
 
 const LEAKY_SLOPE: f64 = 0.2;
 
@@ -85,8 +84,9 @@ impl ConvBlock {
 
     /// Applies the block.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let h = leaky_relu(batch_norm(&self.bn1, self.conv1.forward(x)), LEAKY_SLOPE);
-        let h = leaky_relu(batch_norm(&self.bn2, self.conv2.forward(h)), LEAKY_SLOPE);
+        let act = Activation::LeakyRelu(LEAKY_SLOPE);
+        let h = self.conv1.forward_bn(&self.bn1, act, x);
+        let h = self.conv2.forward_bn(&self.bn2, act, h);
         dropout(&self.dropout, h)
     }
 }

@@ -13,9 +13,89 @@ use super::{check, im2col, matmul, split, steps, Conv2dGeom};
 /// Forward: `y[N, Cout, Ho, Wo]` from `x[N, Cin, H, W]`, `w[Cout, Cin, kh, kw]` and an optional
 /// `bias[Cout]`. Each image's result does not depend on the thread count.
 pub fn conv2d_forward(g: &Conv2dGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    let epilogue = Epilogue {
+        scale: None,
+        shift: bias,
+        activation: Activation::Identity,
+    };
+    conv2d_forward_with(g, x, w, &epilogue)
+}
+
+/// What a forward does to each output while it is in cache: `activation(scale[c]·y + shift[c])`.
+/// Inference folds an eval-mode BatchNorm (and the convolution's bias) into `scale` and `shift`,
+/// which saves the BatchNorm's and the activation's passes over the tensor.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Epilogue<'a> {
+    pub scale: Option<&'a [f32]>,
+    pub shift: Option<&'a [f32]>,
+    pub activation: Activation,
+}
+
+/// An activation applied element-wise by a kernel's epilogue.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum Activation {
+    #[default]
+    Identity,
+    /// `max(x, 0)`.
+    Relu,
+    /// `x ≥ 0 ? x : slope·x` (Burn's `leaky_relu`; the kernels compute in f32).
+    LeakyRelu(f64),
+}
+
+impl Activation {
+    #[inline]
+    pub fn apply(self, v: f32) -> f32 {
+        match self {
+            Activation::Identity => v,
+            Activation::Relu => v.max(0.0),
+            Activation::LeakyRelu(slope) => {
+                if v >= 0.0 {
+                    v
+                } else {
+                    slope as f32 * v
+                }
+            }
+        }
+    }
+}
+
+impl Epilogue<'_> {
+    fn is_identity(&self) -> bool {
+        self.scale.is_none() && self.shift.is_none() && self.activation == Activation::Identity
+    }
+
+    /// Applies the epilogue to whole images `[n][Cout][plane]`.
+    fn apply(&self, images: &mut [f32], c_out: usize, plane: usize) {
+        if self.is_identity() {
+            return;
+        }
+        for (i, values) in images.chunks_mut(plane).enumerate() {
+            let c = i % c_out;
+            let scale = self.scale.map_or(1.0, |s| s[c]);
+            let shift = self.shift.map_or(0.0, |s| s[c]);
+            // One match per plane, so each loop is a plain vectorisable map.
+            match self.activation {
+                Activation::Identity => values.iter_mut().for_each(|v| *v = *v * scale + shift),
+                Activation::Relu => values
+                    .iter_mut()
+                    .for_each(|v| *v = (*v * scale + shift).max(0.0)),
+                Activation::LeakyRelu(slope) => {
+                    let slope = slope as f32;
+                    values.iter_mut().for_each(|v| {
+                        let a = *v * scale + shift;
+                        *v = if a >= 0.0 { a } else { slope * a };
+                    })
+                }
+            }
+        }
+    }
+}
+
+/// [`conv2d_forward`] followed by `epilogue` on each output.
+pub fn conv2d_forward_with(g: &Conv2dGeom, x: &[f32], w: &[f32], epilogue: &Epilogue) -> Vec<f32> {
     check(g, Some(x), Some(w), None);
-    if let Some(b) = bias {
-        assert_eq!(b.len(), g.c_out, "conv2d bias length");
+    for v in [epilogue.scale, epilogue.shift].into_iter().flatten() {
+        assert_eq!(v.len(), g.c_out, "conv2d bias / epilogue length");
     }
     let per_img = g.c_out * g.plane_out();
     let mut y = vec![0.0f32; g.y_len()];
@@ -39,16 +119,12 @@ pub fn conv2d_forward(g: &Conv2dGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>
         parts.push((r.clone(), head));
         rest = tail;
     }
-    parts.into_par_iter().for_each(|(r, ys)| {
-        match &taps {
-            Some(taps) => shifted(g, x, taps, r, ys, parallelism),
-            None => via_im2col(g, x, w, r, ys, parallelism),
-        }
-        // The bias on the task's own images, while they are in cache.
-        if let Some(b) = bias {
-            for (plane, &bc) in ys.chunks_mut(g.plane_out()).zip(b.iter().cycle()) {
-                plane.iter_mut().for_each(|v| *v += bc);
-            }
+    parts.into_par_iter().for_each(|(r, ys)| match &taps {
+        Some(taps) => shifted(g, x, taps, r, ys, parallelism, epilogue),
+        None => {
+            via_im2col(g, x, w, r, ys, parallelism);
+            // On the task's own images, while they are in cache.
+            epilogue.apply(ys, g.c_out, g.plane_out());
         }
     });
     y
@@ -164,7 +240,8 @@ fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 }
 
 /// Stride 1: `Y[Cout, q] += W_t[Cout, Cin] · Xp[Cin, q + off_t]` over the padded image `Xp`
-/// (`Hp x Wp`), `q = oy·Wp + ox`, for each tap `t`; the columns `ox ≥ Wo` are dropped.
+/// (`Hp x Wp`), `q = oy·Wp + ox`, for each tap `t`; the columns `ox ≥ Wo` are dropped. The
+/// epilogue runs per image, while its output is in cache.
 fn shifted(
     g: &Conv2dGeom,
     x: &[f32],
@@ -172,6 +249,7 @@ fn shifted(
     imgs: Range<usize>,
     ys: &mut [f32],
     parallelism: Parallelism,
+    epilogue: &Epilogue,
 ) {
     let grid = WideGrid::new(g);
     let mut xp = grid.pad_buffer();
@@ -202,6 +280,7 @@ fn shifted(
         if grid.wide {
             grid.crop_wide(&yw, out);
         }
+        epilogue.apply(out, g.c_out, g.plane_out());
     }
 }
 
