@@ -24,9 +24,11 @@ fn random_batch_norm(channels: usize, dev: &Device) -> BatchNorm {
     bn.gamma = Param::from_tensor(normal([channels], 1.0, 0.5, dev));
     bn.beta = Param::from_tensor(normal([channels], 0.0, 0.5, dev));
     bn.running_mean = RunningState::new(normal([channels], 0.0, 0.3, dev));
-    bn.running_var = RunningState::new(
-        Tensor::<1>::random([channels], Distribution::Uniform(0.2, 2.0), dev),
-    );
+    bn.running_var = RunningState::new(Tensor::<1>::random(
+        [channels],
+        Distribution::Uniform(0.2, 2.0),
+        dev,
+    ));
     bn
 }
 
@@ -71,12 +73,12 @@ fn fused_conv_bn_activation_matches_burn_in_inference() {
     ];
     // [c_in, c_out, kernel, stride, padding], input side.
     let cases = [
-        ([6, 16, 3, 1, 1], 20),  // shifted GEMMs, wide grid
-        ([5, 12, 1, 1, 0], 17),  // 1x1 in place
-        ([4, 16, 3, 2, 1], 21),  // im2col
-        ([8, 24, 3, 1, 1], 6),   // a plane under the shifted path's minimum
-        ([3, 16, 7, 2, 3], 30),  // a stem
-        ([16, 2, 1, 1, 0], 12),  // too few output channels: Burn's path
+        ([6, 16, 3, 1, 1], 20), // shifted GEMMs, wide grid
+        ([5, 12, 1, 1, 0], 17), // 1x1 in place
+        ([4, 16, 3, 2, 1], 21), // im2col
+        ([8, 24, 3, 1, 1], 6),  // a plane under the shifted path's minimum
+        ([3, 16, 7, 2, 3], 30), // a stem
+        ([16, 2, 1, 1, 0], 12), // too few output channels: Burn's path
     ];
     for (i, (geometry, side)) in cases.into_iter().enumerate() {
         for bias in [false, true] {

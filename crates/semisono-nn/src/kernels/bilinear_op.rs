@@ -18,6 +18,7 @@ use burn::tensor::{DType, Tensor};
 use rayon::prelude::*;
 
 use super::conv_op::{flex_tensor, on_flex, with_f32};
+use super::zeroed;
 
 /// One output coordinate's two source neighbours along an axis and the weight of the second.
 #[derive(Clone, Copy, Debug)]
@@ -67,7 +68,7 @@ impl Resize {
 pub fn resize_forward(r: Resize, x: &[f32]) -> Vec<f32> {
     let ([h, w], [ho, wo]) = (r.input, r.output);
     let (rows, cols) = (taps(h, ho), taps(w, wo));
-    let mut y = vec![0f32; r.planes * ho * wo];
+    let mut y = zeroed::<f32>(r.planes * ho * wo);
     y.par_chunks_mut(ho * wo)
         .zip(x.par_chunks(h * w))
         .with_min_len(r.planes_per_task())
@@ -95,7 +96,7 @@ pub fn resize_forward(r: Resize, x: &[f32]) -> Vec<f32> {
 pub fn resize_backward(r: Resize, dy: &[f32]) -> Vec<f32> {
     let ([h, w], [ho, wo]) = (r.input, r.output);
     let (rows, cols) = (taps(h, ho), taps(w, wo));
-    let mut dx = vec![0f32; r.planes * h * w];
+    let mut dx = zeroed::<f32>(r.planes * h * w);
     dx.par_chunks_mut(h * w)
         .zip(dy.par_chunks(ho * wo))
         .with_min_len(r.planes_per_task())

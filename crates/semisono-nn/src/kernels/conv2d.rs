@@ -339,7 +339,7 @@ pub fn conv2d_x_grad(g: &Conv2dGeom, w: &[f32], dy: &[f32]) -> Vec<f32> {
     }
     let p = g.plane_out();
     let k = g.k_dim();
-    let mut dx = vec![0.0f32; g.x_len()];
+    let mut dx = super::zeroed::<f32>(g.x_len());
     let per_img = g.c_in * g.h_in * g.w_in;
     let chunks = split(g.batch, rayon::current_num_threads());
     let mut parts = Vec::with_capacity(chunks.len());

@@ -17,6 +17,7 @@ use burn::tensor::{DType, Tensor};
 use rayon::prelude::*;
 
 use super::conv_op::{flex_tensor, on_flex, with_f32};
+use super::zeroed;
 
 /// One max pool: `planes` images × channels of `input` pixels, window `kernel`, `stride` and
 /// `padding` per axis (padded pixels never win), dilation 1, floor mode.
@@ -49,8 +50,8 @@ impl Pool {
 /// = the largest offset among NaNs: the same result as a row-major scan (flex, PyTorch).
 pub fn max_pool_forward(p: Pool, x: &[f32]) -> (Vec<f32>, Vec<u32>) {
     let ([h, w], [ho, wo]) = (p.input, p.output());
-    let mut y = vec![0f32; p.planes * ho * wo];
-    let mut arg = vec![0u32; p.planes * ho * wo];
+    let mut y = zeroed::<f32>(p.planes * ho * wo);
+    let mut arg = zeroed::<u32>(p.planes * ho * wo);
     let rows: Vec<_> = (0..ho).map(|o| p.window(0, o)).collect();
     let cols: Vec<_> = (0..wo).map(|o| p.window(1, o)).collect();
     y.par_chunks_mut(ho * wo)
@@ -106,7 +107,7 @@ pub fn max_pool_forward(p: Pool, x: &[f32]) -> (Vec<f32>, Vec<u32>) {
 /// The input gradient: `dy` added at each output's argmax.
 pub fn max_pool_backward(p: Pool, arg: &[u32], dy: &[f32]) -> Vec<f32> {
     let ([h, w], [ho, wo]) = (p.input, p.output());
-    let mut dx = vec![0f32; p.planes * h * w];
+    let mut dx = zeroed::<f32>(p.planes * h * w);
     dx.par_chunks_mut(h * w)
         .zip(arg.par_chunks(ho * wo).zip(dy.par_chunks(ho * wo)))
         .for_each(|(dx, (arg, dy))| {

@@ -98,7 +98,7 @@ pub fn conv2d_forward_with(g: &Conv2dGeom, x: &[f32], w: &[f32], epilogue: &Epil
         assert_eq!(v.len(), g.c_out, "conv2d bias / epilogue length");
     }
     let per_img = g.c_out * g.plane_out();
-    let mut y = vec![0.0f32; g.y_len()];
+    let mut y = crate::kernels::zeroed::<f32>(g.y_len());
     let threads = rayon::current_num_threads();
     let chunks = split(g.batch, threads);
     // Fewer images than threads (inference on one image): gemm splits each product instead.
@@ -228,15 +228,11 @@ fn weight_taps(g: &Conv2dGeom, w: &[f32]) -> Vec<f32> {
     transpose(w, g.c_out * g.c_in, g.kernel[0] * g.kernel[1])
 }
 
-/// The `[cols, rows]` transpose of the row-major `[rows, cols]` matrix `a`.
+/// The `[cols, rows]` transpose of the row-major `[rows, cols]` matrix `a`, written in order.
 fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut t = vec![0.0f32; a.len()];
-    for (r, row) in a.chunks(cols).enumerate() {
-        for (c, &v) in row.iter().enumerate() {
-            t[c * rows + r] = v;
-        }
-    }
-    t
+    (0..cols)
+        .flat_map(|c| a[c..].iter().step_by(cols).take(rows).copied())
+        .collect()
 }
 
 /// Stride 1: `Y[Cout, q] += W_t[Cout, Cin] · Xp[Cin, q + off_t]` over the padded image `Xp`
