@@ -52,6 +52,41 @@ fn fused_leaky_relu_matches_burn() {
     );
 }
 
+#[test]
+fn fused_relu_is_burns_bit_for_bit() {
+    let dev = Device::flex().autodiff();
+    dev.seed(10);
+    let shape = [3, 5, 61, 70];
+    let mut x = host(Tensor::<4>::random(
+        shape,
+        Distribution::Normal(0.0, 1.0),
+        &dev,
+    ));
+    // Zeros (the gradient's convention at 0), a NaN (propagates, keeps its gradient).
+    x[..50].iter_mut().for_each(|v| *v = 0.0);
+    x[77] = f32::NAN;
+    let g = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &dev);
+    let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+    let run = |f: &dyn Fn(Tensor<4>) -> Tensor<4>| {
+        let xt = Tensor::<4>::from_data(TensorData::new(x.clone(), shape), &dev).require_grad();
+        let y = f(xt.clone());
+        let grads = (y.clone() * g.clone()).sum().backward();
+        (bits(host(y.detach())), bits(host(xt.grad(&grads).unwrap())))
+    };
+    let (y, dx) = run(&semisono_nn::kernels::activation_op::relu);
+    let (y_ref, dx_ref) = run(&burn::tensor::activation::relu);
+    assert_eq!(y, y_ref, "values");
+    assert_eq!(dx, dx_ref, "input gradient");
+    let plain = Tensor::<4>::from_data(TensorData::new(x, shape), &Device::flex());
+    assert_eq!(
+        bits(host(semisono_nn::kernels::activation_op::relu(
+            plain.clone()
+        ))),
+        bits(host(burn::tensor::activation::relu(plain))),
+        "inference"
+    );
+}
+
 /// `a` and `b` agree to `tol` relative to the larger of 1 and `b`'s largest magnitude.
 fn assert_close(what: &str, a: &[f32], b: &[f32], tol: f32) {
     assert_eq!(a.len(), b.len(), "{what}: lengths");

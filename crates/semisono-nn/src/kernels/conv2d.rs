@@ -30,6 +30,8 @@ use std::ops::Range;
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
+use super::zeroed;
+
 mod forward;
 
 pub use forward::{conv2d_forward, conv2d_forward_with, Activation, Epilogue};
@@ -339,7 +341,7 @@ pub fn conv2d_x_grad(g: &Conv2dGeom, w: &[f32], dy: &[f32]) -> Vec<f32> {
     }
     let p = g.plane_out();
     let k = g.k_dim();
-    let mut dx = super::zeroed::<f32>(g.x_len());
+    let mut dx = zeroed::<f32>(g.x_len());
     let per_img = g.c_in * g.h_in * g.w_in;
     let chunks = split(g.batch, rayon::current_num_threads());
     let mut parts = Vec::with_capacity(chunks.len());
@@ -474,13 +476,18 @@ pub fn conv2d_w_grad(g: &Conv2dGeom, x: &[f32], dy: &[f32]) -> Vec<f32> {
             dw
         })
         .collect();
-    let mut it = partials.into_iter();
-    let mut dw = it.next().unwrap_or_else(|| vec![0.0f32; g.w_len()]);
-    for part in it {
-        for (a, b) in dw.iter_mut().zip(&part) {
-            *a += b;
-        }
-    }
+    // Σ partials in order, in parallel over the elements.
+    let mut dw = zeroed::<f32>(g.w_len());
+    dw.par_chunks_mut(1 << 12)
+        .enumerate()
+        .for_each(|(chunk, out)| {
+            let at = chunk << 12;
+            for part in &partials {
+                for (a, b) in out.iter_mut().zip(&part[at..]) {
+                    *a += b;
+                }
+            }
+        });
     dw
 }
 
@@ -488,13 +495,15 @@ pub fn conv2d_w_grad(g: &Conv2dGeom, x: &[f32], dy: &[f32]) -> Vec<f32> {
 pub fn conv2d_b_grad(g: &Conv2dGeom, dy: &[f32]) -> Vec<f32> {
     check(g, None, None, Some(dy));
     let p = g.plane_out();
-    let mut db = vec![0.0f32; g.c_out];
-    for img in dy.chunks(g.c_out * p) {
-        for (d, plane) in db.iter_mut().zip(img.chunks(p)) {
-            *d += plane.iter().sum::<f32>();
-        }
-    }
-    db
+    // Per channel in parallel; each sums its planes in image order, as a serial loop would.
+    (0..g.c_out)
+        .into_par_iter()
+        .map(|c| {
+            (0..g.batch)
+                .map(|img| dy[(img * g.c_out + c) * p..][..p].iter().sum::<f32>())
+                .fold(0.0, |a, b| a + b)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -8,11 +8,10 @@
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Backend, Dispatch, Flex};
 use burn::nn::BatchNorm;
-use burn::tensor::activation::relu;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Tensor};
 
-use super::activation_op::leaky_relu;
+use super::activation_op::{leaky_relu, relu};
 use super::batch_norm_op::{batch_norm, eval_scale_shift};
 use super::conv2d::{conv2d_forward_with, Activation, Epilogue};
 use super::conv_op::{self, flex_tensor, geometry, on_flex, with_f32, GEMM_FORWARD_MIN_C_OUT};

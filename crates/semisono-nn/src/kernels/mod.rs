@@ -12,6 +12,7 @@
 //! they are for tests and benchmarks.
 
 pub mod activation_op;
+pub mod adam;
 pub mod batch_norm;
 pub mod batch_norm_op;
 pub mod bilinear_op;

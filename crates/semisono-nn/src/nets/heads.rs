@@ -1,9 +1,9 @@
 //! The small heads on top of the encoders (spec §2.1 "Heads on S", §2.2 "Heads on C").
 
+use crate::kernels::activation_op::relu;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{BatchNorm, Linear, LinearConfig};
-use burn::tensor::activation::relu;
 
 use crate::kernels::activation_op::leaky_relu;
 use burn::tensor::{Device, Tensor};

@@ -21,10 +21,11 @@
 //!
 //! P = conv3×3 → BN → ReLU → conv3×3 → BN → ReLU from the segmenter's to the classifier's channels.
 
+use crate::kernels::activation_op::relu;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{BatchNorm, Linear, LinearConfig};
-use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
 
 use super::heads::global_avg_pool;

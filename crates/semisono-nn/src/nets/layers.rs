@@ -78,7 +78,7 @@ impl SequentialLayer {
         match self {
             Self::Conv(conv) => conv.forward(x),
             Self::Norm(norm) => batch_norm(norm, x),
-            Self::Relu(relu) => relu.forward(x),
+            Self::Relu(_) => crate::kernels::activation_op::relu(x),
             Self::AvgPool(pool) => pool.forward(x),
         }
     }

@@ -7,11 +7,11 @@
 //! `downsample` = [AvgPool, conv, BN] (keys `downsample.1/2.*`). The published `.pth` files
 //! therefore map key for key at `width_multiplier = 1`.
 
+use crate::kernels::activation_op::relu;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, PaddingConfig2d, Relu};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::backbone::{EncoderFeatures, InputNorm, InputNormConfig, StageHook};

@@ -9,11 +9,11 @@
 //! `*.num_batches_tracked` are left over. Width multipliers other than 1 change the shapes, so
 //! pretrained weights apply to `width_multiplier = 1` only.
 
+use crate::kernels::activation_op::relu;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, PaddingConfig2d};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::backbone::{EncoderFeatures, InputNorm, InputNormConfig, StageHook};

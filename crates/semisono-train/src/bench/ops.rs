@@ -16,8 +16,8 @@ use std::time::Instant;
 
 use burn::nn::pool::MaxPool2dConfig;
 use burn::nn::{BatchNormConfig, PaddingConfig2d};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Distribution, Tensor};
+use semisono_nn::kernels::activation_op::relu;
 use semisono_nn::kernels::bilinear_op;
 use semisono_nn::kernels::max_pool_op::max_pool2d;
 use semisono_nn::kernels::{conv2d as gk, stock, Conv2dParams};

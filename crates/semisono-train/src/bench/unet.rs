@@ -16,9 +16,10 @@
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use semisono_data::rng::Rng;
+use semisono_nn::kernels::adam::FusedAdam;
 use semisono_nn::losses::cross_entropy::pixel_cross_entropy;
 use semisono_nn::nets::backbone::BackboneConfig;
 use semisono_nn::nets::cls::ClsModelConfig;
@@ -133,7 +134,7 @@ pub fn time_unet(
                 .collect();
             let target: Tensor<3, Int> =
                 Tensor::from_data(TensorData::new(masks, [o.batch, o.size, o.size]), device);
-            let mut adam = AdamConfig::new().init();
+            let mut adam = ModuleOptimizer::from(FusedAdam::new(0.9, 0.999, 1e-8, None));
             run(&mut || {
                 let m = model
                     .take()

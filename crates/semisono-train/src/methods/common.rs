@@ -6,10 +6,11 @@ use std::path::Path;
 use burn::module::Module;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::store::{BurnpackStore, ModuleSnapshot};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use semisono_nn::kernels::adam::FusedAdam;
 use semisono_nn::losses::{class_cross_entropy, pixel_cross_entropy, DiceLoss, DiceLossConfig};
 use semisono_nn::nets::{
     Backbone, BackboneConfig, ClsModel, ClsModelConfig, SegModel, SegModelConfig,
@@ -137,12 +138,13 @@ pub(crate) fn hermes_dice(classes: usize) -> DiceLoss {
 pub(crate) fn build_optimizer(o: &OptimizerConfig) -> ModuleOptimizer {
     let decay = (o.weight_decay > 0.0).then(|| WeightDecayConfig::new(o.weight_decay as f32));
     match o.kind {
-        OptimKind::Adam => AdamConfig::new()
-            .with_beta_1(o.betas[0] as f32)
-            .with_beta_2(o.betas[1] as f32)
-            .with_epsilon(o.eps as f32)
-            .with_weight_decay(decay)
-            .init(),
+        // Burn's Adam, bit for bit, as one multi-threaded pass per parameter.
+        OptimKind::Adam => ModuleOptimizer::from(FusedAdam::new(
+            o.betas[0] as f32,
+            o.betas[1] as f32,
+            o.eps as f32,
+            (o.weight_decay > 0.0).then_some(o.weight_decay as f32),
+        )),
         // PyTorch SGD: dampening 0 (Burn's MomentumConfig defaults to 0.1).
         OptimKind::Sgd => SgdConfig::new()
             .with_weight_decay(decay)

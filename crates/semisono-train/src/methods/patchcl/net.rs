@@ -6,8 +6,9 @@ use std::collections::HashMap;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::{relu, softmax};
+use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
+use semisono_nn::kernels::activation_op::relu;
 use semisono_nn::losses::pixel_cross_entropy;
 use semisono_nn::nets::heads::global_avg_pool;
 use semisono_nn::nets::{batch_norm, SegModel};
