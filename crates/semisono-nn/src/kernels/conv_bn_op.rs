@@ -99,7 +99,7 @@ pub fn conv_bn_activation(
 }
 
 /// `activation(x)` through the same ops the networks use unfused.
-pub fn activate(x: Tensor<4>, activation: Activation) -> Tensor<4> {
+fn activate(x: Tensor<4>, activation: Activation) -> Tensor<4> {
     match activation {
         Activation::Identity => x,
         Activation::Relu => relu(x),
