@@ -13,28 +13,48 @@ fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.try_into_vec_as::<f32>().unwrap()
 }
 
+fn bits(values: Vec<f32>) -> Vec<u32> {
+    values.into_iter().map(f32::to_bits).collect()
+}
+
+/// Random normal values of `shape` with zeros in the first `zeros` (the gradient conventions at 0).
+fn activations_input(shape: [usize; 4], zeros: usize, dev: &Device) -> Vec<f32> {
+    let mut x = host(Tensor::<4>::random(
+        shape,
+        Distribution::Normal(0.0, 1.0),
+        dev,
+    ));
+    x[..zeros].iter_mut().for_each(|v| *v = 0.0);
+    x
+}
+
+/// `f(x)` and the gradient of `Σ f(x)·g` with respect to `x`, a fresh leaf of `shape` holding
+/// `values`.
+fn output_and_input_grad(
+    values: &[f32],
+    shape: [usize; 4],
+    g: &Tensor<4>,
+    f: &dyn Fn(Tensor<4>) -> Tensor<4>,
+) -> (Vec<f32>, Vec<f32>) {
+    let x = Tensor::<4>::from_data(TensorData::new(values.to_vec(), shape), &g.device());
+    let x = x.require_grad();
+    let y = f(x.clone());
+    let grads = (y.clone() * g.clone()).sum().backward();
+    (host(y.detach()), host(x.grad(&grads).unwrap()))
+}
+
 #[test]
 fn fused_leaky_relu_matches_burn() {
     let dev = Device::flex().autodiff();
     dev.seed(9);
     let shape = [3, 4, 40, 50];
-    let mut x = host(Tensor::<4>::random(
-        shape,
-        Distribution::Normal(0.0, 1.0),
-        &dev,
-    ));
-    // Exact zeros and a stretch of negatives: the gradient's convention at 0.
-    x[..100].iter_mut().for_each(|v| *v = 0.0);
+    let x = activations_input(shape, 100, &dev);
     let g = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &dev);
     for slope in [0.2, 0.01, 0.0] {
-        let run = |f: &dyn Fn(Tensor<4>) -> Tensor<4>| {
-            let xt = Tensor::<4>::from_data(TensorData::new(x.clone(), shape), &dev).require_grad();
-            let y = f(xt.clone());
-            let grads = (y.clone() * g.clone()).sum().backward();
-            (host(y.detach()), host(xt.grad(&grads).unwrap()))
-        };
-        let (y, dx) = run(&|t| leaky_relu(t, slope));
-        let (y_ref, dx_ref) = run(&|t| burn::tensor::activation::leaky_relu(t, slope));
+        let (y, dx) = output_and_input_grad(&x, shape, &g, &|t| leaky_relu(t, slope));
+        let (y_ref, dx_ref) = output_and_input_grad(&x, shape, &g, &|t| {
+            burn::tensor::activation::leaky_relu(t, slope)
+        });
         assert_eq!(y, y_ref, "slope {slope}: values");
         for (i, (a, b)) in dx.iter().zip(&dx_ref).enumerate() {
             assert!(
@@ -57,26 +77,14 @@ fn fused_relu_is_burns_bit_for_bit() {
     let dev = Device::flex().autodiff();
     dev.seed(10);
     let shape = [3, 5, 61, 70];
-    let mut x = host(Tensor::<4>::random(
-        shape,
-        Distribution::Normal(0.0, 1.0),
-        &dev,
-    ));
     // Zeros (the gradient's convention at 0), a NaN (propagates, keeps its gradient).
-    x[..50].iter_mut().for_each(|v| *v = 0.0);
+    let mut x = activations_input(shape, 50, &dev);
     x[77] = f32::NAN;
     let g = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &dev);
-    let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
-    let run = |f: &dyn Fn(Tensor<4>) -> Tensor<4>| {
-        let xt = Tensor::<4>::from_data(TensorData::new(x.clone(), shape), &dev).require_grad();
-        let y = f(xt.clone());
-        let grads = (y.clone() * g.clone()).sum().backward();
-        (bits(host(y.detach())), bits(host(xt.grad(&grads).unwrap())))
-    };
-    let (y, dx) = run(&semisono_nn::kernels::activation_op::relu);
-    let (y_ref, dx_ref) = run(&burn::tensor::activation::relu);
-    assert_eq!(y, y_ref, "values");
-    assert_eq!(dx, dx_ref, "input gradient");
+    let (y, dx) = output_and_input_grad(&x, shape, &g, &semisono_nn::kernels::activation_op::relu);
+    let (y_ref, dx_ref) = output_and_input_grad(&x, shape, &g, &burn::tensor::activation::relu);
+    assert_eq!(bits(y), bits(y_ref), "values");
+    assert_eq!(bits(dx), bits(dx_ref), "input gradient");
     let plain = Tensor::<4>::from_data(TensorData::new(x, shape), &Device::flex());
     assert_eq!(
         bits(host(semisono_nn::kernels::activation_op::relu(
@@ -220,18 +228,11 @@ fn fused_max_pool_matches_burn() {
         // Two NaNs in the first window, the later one (row-major) in the earlier column: it wins.
         values[1] = f32::NAN;
         values[shape[3]] = f32::NAN;
-        let x = Tensor::<4>::from_data(TensorData::new(values, shape), &dev);
-        let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+        let x = Tensor::<4>::from_data(TensorData::new(values.clone(), shape), &dev);
         let gy = pool.forward(x.clone()).detach();
         let g = Tensor::<4>::random(gy.dims(), Distribution::Normal(0.0, 1.0), &dev);
-        let run = |f: &dyn Fn(Tensor<4>) -> Tensor<4>| {
-            let xg = x.clone().detach().require_grad();
-            let y = f(xg.clone());
-            let grads = (y.clone() * g.clone()).sum().backward();
-            (host(y.detach()), host(xg.grad(&grads).unwrap()))
-        };
-        let (y, dx) = run(&|t| max_pool2d(&pool, t));
-        let (y_ref, dx_ref) = run(&|t| pool.forward(t));
+        let (y, dx) = output_and_input_grad(&values, shape, &g, &|t| max_pool2d(&pool, t));
+        let (y_ref, dx_ref) = output_and_input_grad(&values, shape, &g, &|t| pool.forward(t));
         assert_eq!(bits(y), bits(y_ref), "{shape:?} k{k} s{s} p{p}: values");
         assert_eq!(dx, dx_ref, "{shape:?} k{k} s{s} p{p}: input gradient");
         let plain = Tensor::<4>::from_data(x.into_data(), &Device::flex());

@@ -477,11 +477,12 @@ pub fn conv2d_w_grad(g: &Conv2dGeom, x: &[f32], dy: &[f32]) -> Vec<f32> {
         })
         .collect();
     // Σ partials in order, in parallel over the elements.
+    const CHUNK: usize = 1 << 12;
     let mut dw = zeroed::<f32>(g.w_len());
-    dw.par_chunks_mut(1 << 12)
+    dw.par_chunks_mut(CHUNK)
         .enumerate()
         .for_each(|(chunk, out)| {
-            let at = chunk << 12;
+            let at = chunk * CHUNK;
             for part in &partials {
                 for (a, b) in out.iter_mut().zip(&part[at..]) {
                     *a += b;

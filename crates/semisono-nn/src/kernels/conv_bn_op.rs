@@ -13,8 +13,8 @@ use burn::tensor::{DType, Tensor};
 
 use super::activation_op::{leaky_relu, relu};
 use super::batch_norm_op::{batch_norm, eval_scale_shift};
-use super::conv2d::{conv2d_forward_with, Activation, Epilogue};
-use super::conv_op::{self, flex_tensor, geometry, on_flex, with_f32, GEMM_FORWARD_MIN_C_OUT};
+use super::conv2d::Activation;
+use super::conv_op::{self, gemm_forward, geometry, geometry_of, on_flex, GEMM_FORWARD_MIN_C_OUT};
 
 /// The custom op; only flex implements it ([`conv_bn_activation`] routes nothing else here).
 #[backend_extension(Flex)]
@@ -41,22 +41,7 @@ impl ConvAffineBackend for Flex {
     ) -> FloatTensor<Self> {
         let geom = geometry(&x, &weight, None, &options)
             .expect("conv2d_affine: conv_bn_activation checks that the kernels apply");
-        let y = with_f32(&x, |xs| {
-            with_f32(&weight, |w| {
-                with_f32(&scale, |scale| {
-                    with_f32(&shift, |shift| {
-                        let epilogue = Epilogue {
-                            scale: Some(scale),
-                            shift: Some(shift),
-                            activation,
-                        };
-                        conv2d_forward_with(&geom, xs, w, &epilogue)
-                    })
-                })
-            })
-        });
-        let [ho, wo] = geom.out_hw();
-        flex_tensor(y, vec![geom.batch, geom.c_out, ho, wo], &x)
+        gemm_forward(&geom, &x, &weight, Some(&scale), Some(&shift), activation)
     }
 }
 
@@ -71,12 +56,10 @@ pub fn conv_bn_activation(
     bn: &BatchNorm,
     activation: Activation,
 ) -> Tensor<4> {
+    let all_f32 = [x.dtype(), weight.dtype()] == [DType::F32; 2];
     let fusable = !x.device().is_autodiff()
-        && [x.dtype(), weight.dtype()] == [DType::F32; 2]
-        && options.groups == 1
-        && options.padding.iter().all(|(begin, end)| begin == end)
-        && weight.dims()[0] >= GEMM_FORWARD_MIN_C_OUT
-        && weight.dims()[1] == x.dims()[1];
+        && geometry_of(&x.dims(), &weight.dims(), all_f32, &options)
+            .is_some_and(|g| g.c_out >= GEMM_FORWARD_MIN_C_OUT);
     let x = x.into_dispatch();
     if !fusable || !on_flex(&x) {
         let y = conv_op::conv2d(Tensor::from_dispatch(x), weight, bias, options);

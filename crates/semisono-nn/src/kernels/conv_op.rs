@@ -20,7 +20,7 @@ use burn::backend::{
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Tensor, TensorData};
 
-use super::conv2d::{self as gemm_conv, Conv2dGeom};
+use super::conv2d::{self as gemm_conv, Activation, Conv2dGeom, Epilogue};
 
 /// The custom op. Only flex and autodiff-over-flex implement it: [`conv2d`] never routes other
 /// backends here. Two methods because the extension macro of Burn 0.22.1 does not route an
@@ -89,15 +89,49 @@ fn forward_with(
     let Some(geom) = geom.filter(|g| g.c_out >= GEMM_FORWARD_MIN_C_OUT) else {
         return Flex::conv2d(x, weight, bias, options);
     };
-    let y = with_f32(&x, |x| {
-        with_f32(&weight, |w| match &bias {
-            Some(b) => with_f32(b, |b| gemm_conv::conv2d_forward(&geom, x, w, Some(b))),
-            None => gemm_conv::conv2d_forward(&geom, x, w, None),
+    gemm_forward(
+        &geom,
+        &x,
+        &weight,
+        None,
+        bias.as_ref(),
+        Activation::Identity,
+    )
+}
+
+/// [`gemm_conv::conv2d_forward_with`] on flex tensors: `activation(conv·scale[c] + shift[c])`.
+pub(super) fn gemm_forward(
+    geom: &Conv2dGeom,
+    x: &FloatTensor<Flex>,
+    weight: &FloatTensor<Flex>,
+    scale: Option<&FloatTensor<Flex>>,
+    shift: Option<&FloatTensor<Flex>>,
+    activation: Activation,
+) -> FloatTensor<Flex> {
+    let y = with_f32(x, |xs| {
+        with_f32(weight, |w| {
+            with_optional_f32(scale, |scale| {
+                with_optional_f32(shift, |shift| {
+                    let epilogue = Epilogue {
+                        scale,
+                        shift,
+                        activation,
+                    };
+                    gemm_conv::conv2d_forward_with(geom, xs, w, &epilogue)
+                })
+            })
         })
     });
     let [ho, wo] = geom.out_hw();
-    let shape = vec![geom.batch, geom.c_out, ho, wo];
-    flex_tensor(y, shape, &x)
+    flex_tensor(y, vec![geom.batch, geom.c_out, ho, wo], x)
+}
+
+/// [`with_f32`] of an optional tensor.
+fn with_optional_f32<R>(t: Option<&FloatTensor<Flex>>, f: impl FnOnce(Option<&[f32]>) -> R) -> R {
+    match t {
+        Some(t) => with_f32(t, |values| f(Some(values))),
+        None => f(None),
+    }
 }
 
 /// The backward of [`GemmConvBackend`]'s convolutions on flex; `N` = 2 (no bias) or 3 parents.
@@ -238,16 +272,24 @@ pub(super) fn geometry(
     bias: Option<&FloatTensor<Flex>>,
     options: &ConvOptions<2>,
 ) -> Option<Conv2dGeom> {
-    let (x_shape, w_shape) = (x.shape().to_vec(), weight.shape().to_vec());
-    let (&[batch, c_in, h_in, w_in], &[c_out, w_c_in, kh, kw]) = (&x_shape[..], &w_shape[..])
-    else {
-        return None;
-    };
-    let symmetric = options.padding.iter().all(|(begin, end)| begin == end);
     let all_f32 = [Some(x), Some(weight), bias]
         .into_iter()
         .flatten()
         .all(|t| t.dtype() == DType::F32);
+    geometry_of(&x.shape(), &weight.shape(), all_f32, options)
+}
+
+/// [`geometry`] from the shapes of the input and the weight and whether every operand is f32.
+pub(super) fn geometry_of(
+    x_shape: &[usize],
+    w_shape: &[usize],
+    all_f32: bool,
+    options: &ConvOptions<2>,
+) -> Option<Conv2dGeom> {
+    let (&[batch, c_in, h_in, w_in], &[c_out, w_c_in, kh, kw]) = (x_shape, w_shape) else {
+        return None;
+    };
+    let symmetric = options.padding.iter().all(|(begin, end)| begin == end);
     if !all_f32 || options.groups != 1 || !symmetric || w_c_in != c_in {
         return None;
     }

@@ -88,9 +88,8 @@ impl SequentialLayer {
 /// BatchNorm (and a ReLU) runs as [`Conv2d::forward_bn`].
 pub fn run_sequential(layers: &[SequentialLayer], x: Tensor<4>) -> Tensor<4> {
     use SequentialLayer::{Conv, Norm, Relu};
-    let mut h = x;
-    let mut rest = layers;
-    while let Some(layer) = rest.first() {
+    let (mut h, mut rest) = (x, layers);
+    loop {
         (h, rest) = match rest {
             [Conv(conv), Norm(bn), Relu(_), tail @ ..] => {
                 (conv.forward_bn(bn, Activation::Relu, h), tail)
@@ -98,11 +97,10 @@ pub fn run_sequential(layers: &[SequentialLayer], x: Tensor<4>) -> Tensor<4> {
             [Conv(conv), Norm(bn), tail @ ..] => {
                 (conv.forward_bn(bn, Activation::Identity, h), tail)
             }
-            [_, tail @ ..] => (layer.forward(h), tail),
-            [] => unreachable!("rest is not empty"),
+            [layer, tail @ ..] => (layer.forward(h), tail),
+            [] => return h,
         };
     }
-    h
 }
 
 /// Kaiming-normal, fan-out, ReLU gain: torchvision's ResNet init (`kaiming_normal_(mode="fan_out",

@@ -25,7 +25,7 @@ pub fn conv2d_forward(g: &Conv2dGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>
 /// What a forward does to each output while it is in cache: `activation(scale[c]·y + shift[c])`.
 /// Inference folds an eval-mode BatchNorm (and the convolution's bias) into `scale` and `shift`,
 /// which saves the BatchNorm's and the activation's passes over the tensor.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct Epilogue<'a> {
     pub scale: Option<&'a [f32]>,
     pub shift: Option<&'a [f32]>,
@@ -33,31 +33,13 @@ pub struct Epilogue<'a> {
 }
 
 /// An activation applied element-wise by a kernel's epilogue.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Activation {
-    #[default]
     Identity,
     /// `max(x, 0)`, NaN kept (flex's and PyTorch's ReLU).
     Relu,
     /// `x ≥ 0 ? x : slope·x` (Burn's `leaky_relu`; the kernels compute in f32).
     LeakyRelu(f64),
-}
-
-impl Activation {
-    #[inline]
-    pub fn apply(self, v: f32) -> f32 {
-        match self {
-            Activation::Identity => v,
-            Activation::Relu => relu_value(v),
-            Activation::LeakyRelu(slope) => {
-                if v >= 0.0 {
-                    v
-                } else {
-                    slope as f32 * v
-                }
-            }
-        }
-    }
 }
 
 impl Epilogue<'_> {
@@ -216,12 +198,13 @@ pub(super) fn w_grad_shifted(g: &Conv2dGeom, x: &[f32], dy: &[f32]) -> Option<Ve
         .collect();
     // Σ partials (in order), [tap][Cout·Cin] -> [Cout·Cin][tap] = [Cout][Cin][kh][kw], in parallel
     // over output rows.
+    const ROWS: usize = 256;
     let taps = grid.offsets.len();
     let mut dw = crate::kernels::zeroed::<f32>(taps * tap_len);
-    dw.par_chunks_mut(taps * 256)
+    dw.par_chunks_mut(taps * ROWS)
         .enumerate()
         .for_each(|(chunk, out)| {
-            for (j, row) in (chunk * 256..).zip(out.chunks_mut(taps)) {
+            for (j, row) in (chunk * ROWS..).zip(out.chunks_mut(taps)) {
                 for (t, v) in row.iter_mut().enumerate() {
                     *v = partials
                         .iter()
