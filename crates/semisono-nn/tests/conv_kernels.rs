@@ -104,6 +104,9 @@ fn cases() -> Vec<Case> {
         case([2, 3, 16, 18], [4, 3, 3, 5], [1, 1], [1, 2], [1, 1]),
         case([2, 3, 17, 16], [5, 3, 3, 3], [1, 1], [2, 2], [2, 2]),
         case([2, 4, 18, 18], [3, 4, 3, 3], [1, 1], [0, 0], [1, 1]),
+        // The direct kernel (AVX-512): a partial block of output channels, two input-channel
+        // chunks, a rectangular dilated kernel, a masked column tail.
+        case([2, 40, 17, 19], [13, 40, 3, 5], [1, 1], [1, 2], [2, 1]),
         // 576 × 4096 floats of im2col per image: more than one buffer per thread's chunk.
         case([3, 64, 64, 64], [8, 64, 3, 3], [1, 1], [1, 1], [1, 1]),
     ]

@@ -32,8 +32,10 @@ use rayon::prelude::*;
 
 use super::zeroed;
 
+mod direct;
 mod forward;
 
+pub use direct::set_enabled as set_direct_conv;
 pub use forward::{conv2d_forward, conv2d_forward_with, Activation, Epilogue};
 
 /// Largest im2col buffer, in floats, one chunk builds at once (16 MiB); an image larger than that is

@@ -8,7 +8,7 @@ use std::ops::Range;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::{check, im2col, matmul, split, steps, Conv2dGeom};
+use super::{check, direct, im2col, matmul, split, steps, Conv2dGeom};
 use crate::kernels::activation_op::relu_value;
 
 /// Forward: `y[N, Cout, Ho, Wo]` from `x[N, Cin, H, W]`, `w[Cout, Cin, kh, kw]` and an optional
@@ -92,8 +92,18 @@ pub fn conv2d_forward_with(g: &Conv2dGeom, x: &[f32], w: &[f32], epilogue: &Epil
     };
     // Shifted GEMMs over-compute the padded columns: 25% more at 8x8 with padding 1, so small
     // planes take im2col, whose GEMM spans several images.
-    let taps =
-        (g.stride == [1, 1] && g.plane_out() >= SHIFTED_MIN_PLANE).then(|| weight_taps(g, w));
+    let taps = (g.stride == [1, 1] && g.plane_out() >= SHIFTED_MIN_PLANE).then(|| {
+        if direct::suits(g) {
+            TapWeights::Direct(direct::PackedWeights::new(
+                w,
+                g.c_out,
+                g.c_in,
+                g.kernel[0] * g.kernel[1],
+            ))
+        } else {
+            TapWeights::Gemm(weight_taps(g, w))
+        }
+    });
     // Hand each task its own slice of `y` (images are contiguous in NCHW).
     let mut parts = Vec::with_capacity(chunks.len());
     let mut rest: &mut [f32] = &mut y;
@@ -239,13 +249,21 @@ fn weight_taps(g: &Conv2dGeom, w: &[f32]) -> Vec<f32> {
     out
 }
 
+/// The weights of the stride-1 path, in the layout its kernel reads.
+enum TapWeights {
+    /// [`weight_taps`], for one GEMM per tap.
+    Gemm(Vec<f32>),
+    /// Register-tile blocks of [`direct`].
+    Direct(direct::PackedWeights),
+}
+
 /// Stride 1: `Y[Cout, q] += W_t[Cout, Cin] · Xp[Cin, q + off_t]` over the padded image `Xp`
 /// (`Hp x Wp`), `q = oy·Wp + ox`, for each tap `t`; the columns `ox ≥ Wo` are dropped. The
 /// epilogue runs per image, while its output is in cache.
 fn shifted(
     g: &Conv2dGeom,
     x: &[f32],
-    taps: &[f32],
+    taps: &TapWeights,
     imgs: Range<usize>,
     ys: &mut [f32],
     parallelism: Parallelism,
@@ -259,6 +277,26 @@ fn shifted(
     for (img, out) in imgs.zip(ys.chunks_mut(g.y_len() / g.batch)) {
         let src = grid.padded(&x[img * in_img..][..in_img], &mut xp);
         let dst: &mut [f32] = if grid.wide { &mut yw } else { &mut *out };
+        let taps = match taps {
+            TapWeights::Gemm(taps) => taps,
+            TapWeights::Direct(packed) => {
+                let parallel = matches!(parallelism, Parallelism::Rayon(_));
+                direct::conv(
+                    packed,
+                    src,
+                    grid.plane,
+                    &grid.offsets,
+                    grid.n,
+                    dst,
+                    parallel,
+                );
+                if grid.wide {
+                    grid.crop_wide(&yw, out);
+                }
+                epilogue.apply(out, g.c_out, g.plane_out());
+                continue;
+            }
+        };
         for (t, &off) in grid.offsets.iter().enumerate() {
             // Y[Cout, q] (+)= W_t[Cout, Cin] · Xp[Cin, q + off_t]
             matmul(
