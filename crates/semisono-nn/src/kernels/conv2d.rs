@@ -30,7 +30,7 @@ use std::ops::Range;
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
-use super::zeroed;
+use super::{zeroed, Scratch};
 
 mod direct;
 mod forward;
@@ -380,8 +380,9 @@ pub fn conv2d_x_grad(g: &Conv2dGeom, w: &[f32], dy: &[f32]) -> Vec<f32> {
     parts.into_par_iter().for_each(|(r, dxs)| {
         let step = g.images_per_col();
         let cap = step.min(r.len()) * p;
-        let mut dcol = vec![0.0f32; k * cap];
-        let mut dyc = vec![0.0f32; g.c_out * cap];
+        // Both written whole before they are read (GEMM overwrites; pack_dy copies).
+        let mut dcol = Scratch::new(k * cap);
+        let mut dyc = Scratch::new(g.c_out * cap);
         for sub in steps(r.clone(), step) {
             let l = sub.len() * p;
             pack_dy(dy, g, sub.clone(), &mut dyc[..g.c_out * l]);
@@ -452,8 +453,9 @@ pub fn conv2d_w_grad(g: &Conv2dGeom, x: &[f32], dy: &[f32]) -> Vec<f32> {
             }
             let step = g.images_per_col();
             let cap = step.min(r.len()) * p;
-            let mut col = vec![0.0f32; k * cap];
-            let mut dyc = vec![0.0f32; g.c_out * cap];
+            // Both written whole before they are read (im2col writes the padding's zeros).
+            let mut col = Scratch::new(k * cap);
+            let mut dyc = Scratch::new(g.c_out * cap);
             for (i, sub) in steps(r.clone(), step).enumerate() {
                 let l = sub.len() * p;
                 im2col(x, g, sub.clone(), &mut col[..k * l]);

@@ -10,6 +10,7 @@ use rayon::prelude::*;
 
 use super::{check, direct, im2col, matmul, split, steps, Conv2dGeom};
 use crate::kernels::activation_op::relu_value;
+use crate::kernels::Scratch;
 
 /// Forward: `y[N, Cout, Ho, Wo]` from `x[N, Cin, H, W]`, `w[Cout, Cin, kh, kw]` and an optional
 /// `bias[Cout]`. Each image's result does not depend on the thread count.
@@ -369,47 +370,57 @@ impl WideGrid {
         }
     }
 
-    /// A zeroed padded image, or nothing when there is no padding.
-    fn pad_buffer(&self) -> Vec<f32> {
-        vec![
-            0.0f32;
-            if self.padded {
-                self.c_in * self.plane
-            } else {
-                0
-            }
-        ]
+    /// Scratch for a padded image, or nothing when there is no padding.
+    fn pad_buffer(&self) -> Scratch {
+        Scratch::new(if self.padded {
+            self.c_in * self.plane
+        } else {
+            0
+        })
     }
 
-    /// A wide-grid buffer of `channels` rows, or nothing when the grid is not wider than the output.
-    fn wide_buffer(&self, channels: usize) -> Vec<f32> {
-        vec![0.0f32; if self.wide { channels * self.n } else { 0 }]
+    /// Scratch for `channels` rows of the wide grid, or nothing when it is not wider than the
+    /// output.
+    fn wide_buffer(&self, channels: usize) -> Scratch {
+        Scratch::new(if self.wide { channels * self.n } else { 0 })
     }
 
-    /// The image padded: copied into the interior of `xp` (its zero border stays from
-    /// [`Self::pad_buffer`]), or the image itself without padding.
+    /// The image padded: written into `xp` with its zero border (every element of `xp`, so it
+    /// can be reused scratch), or the image itself without padding.
     fn padded<'a>(&self, image: &'a [f32], xp: &'a mut [f32]) -> &'a [f32] {
         if !self.padded {
             return image;
         }
         let [ph, pw] = self.padding;
-        for (ci, plane) in image.chunks(self.h * self.w).enumerate() {
-            for (iy, row) in plane.chunks(self.w).enumerate() {
-                xp[ci * self.plane + (iy + ph) * self.wp + pw..][..self.w].copy_from_slice(row);
+        for (plane, dst) in image.chunks(self.h * self.w).zip(xp.chunks_mut(self.plane)) {
+            let (top, rest) = dst.split_at_mut(ph * self.wp);
+            top.fill(0.0);
+            let (rows, bottom) = rest.split_at_mut(self.h * self.wp);
+            for (row, d) in plane.chunks(self.w).zip(rows.chunks_mut(self.wp)) {
+                d[..pw].fill(0.0);
+                d[pw..pw + self.w].copy_from_slice(row);
+                d[pw + self.w..].fill(0.0);
             }
+            bottom.fill(0.0);
         }
         xp
     }
 
-    /// `planes[c][ho][wo]` on the wide grid: copied into the rows of `wide` (whose extra columns stay
-    /// zero from [`Self::wide_buffer`]), or the planes themselves when the grid is not wider.
+    /// `planes[c][ho][wo]` on the wide grid: written into `wide` with zeros in the extra
+    /// columns (every element, so it can be reused scratch), or the planes themselves when the
+    /// grid is not wider.
     fn to_wide<'a>(&self, planes: &'a [f32], wide: &'a mut [f32]) -> &'a [f32] {
         if !self.wide {
             return planes;
         }
-        for (c, plane) in planes.chunks(self.ho * self.wo).enumerate() {
-            for (oy, row) in plane.chunks(self.wo).enumerate() {
-                wide[c * self.n + oy * self.wp..][..self.wo].copy_from_slice(row);
+        for (plane, dst) in planes
+            .chunks(self.ho * self.wo)
+            .zip(wide.chunks_mut(self.n))
+        {
+            // The last row of a channel stops at `wo` (`n = (ho - 1)·wp + wo`).
+            for (row, d) in plane.chunks(self.wo).zip(dst.chunks_mut(self.wp)) {
+                d[..self.wo].copy_from_slice(row);
+                d[self.wo..].fill(0.0);
             }
         }
         wide
@@ -441,9 +452,10 @@ fn via_im2col(
     let per_img = g.c_out * p;
     let step = g.images_per_col();
     let cap = step.min(r.len()) * p;
-    let mut col = vec![0.0f32; k * cap];
+    // Both written whole (im2col writes the zeros of the padding; GEMM overwrites).
+    let mut col = Scratch::new(k * cap);
     let grouped = p < SHIFTED_MIN_PLANE && r.len() > 1;
-    let mut y_group = vec![0.0f32; if grouped { g.c_out * cap } else { 0 }];
+    let mut y_group = Scratch::new(if grouped { g.c_out * cap } else { 0 });
     for sub in steps(r.clone(), step) {
         let l = sub.len() * p;
         im2col(x, g, sub.clone(), &mut col[..k * l]);
