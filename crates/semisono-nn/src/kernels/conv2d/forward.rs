@@ -44,7 +44,7 @@ pub enum Activation {
 }
 
 impl Epilogue<'_> {
-    fn is_identity(&self) -> bool {
+    pub(super) fn is_identity(&self) -> bool {
         self.scale.is_none() && self.shift.is_none() && self.activation == Activation::Identity
     }
 
@@ -272,32 +272,22 @@ fn shifted(
 ) {
     let grid = WideGrid::new(g);
     let mut xp = grid.pad_buffer();
-    let mut yw = grid.wide_buffer(g.c_out);
+    // The direct kernel stores straight into the output; the GEMMs write the wide grid.
+    let by_gemm = matches!(taps, TapWeights::Gemm(_));
+    let mut yw = grid.wide_buffer(if by_gemm { g.c_out } else { 0 });
     let in_img = g.x_len() / g.batch;
     let tap_stride = grid.offsets.len() * g.c_in;
     for (img, out) in imgs.zip(ys.chunks_mut(g.y_len() / g.batch)) {
         let src = grid.padded(&x[img * in_img..][..in_img], &mut xp);
-        let dst: &mut [f32] = if grid.wide { &mut yw } else { &mut *out };
         let taps = match taps {
             TapWeights::Gemm(taps) => taps,
             TapWeights::Direct(packed) => {
                 let parallel = matches!(parallelism, Parallelism::Rayon(_));
-                direct::conv(
-                    packed,
-                    src,
-                    grid.plane,
-                    &grid.offsets,
-                    grid.n,
-                    dst,
-                    parallel,
-                );
-                if grid.wide {
-                    grid.crop_wide(&yw, out);
-                }
-                epilogue.apply(out, g.c_out, g.plane_out());
+                direct::conv(packed, src, &grid, epilogue, out, parallel);
                 continue;
             }
         };
+        let dst: &mut [f32] = if grid.wide { &mut yw } else { &mut *out };
         for (t, &off) in grid.offsets.iter().enumerate() {
             // Y[Cout, q] (+)= W_t[Cout, Cin] · Xp[Cin, q + off_t]
             matmul(
@@ -327,26 +317,26 @@ fn shifted(
 /// `(oy, ox)` is column `q = oy·wp + ox`, so tap `(ky, kx)` reads the padded image at
 /// `q + ky·dh·wp + kx·dw`: one strided GEMM operand. Columns `ox ≥ wo` are not outputs; the last row
 /// stops at `wo`, so every tap's read stays inside the padded image.
-struct WideGrid {
+pub(super) struct WideGrid {
     c_in: usize,
     h: usize,
     w: usize,
     padding: [usize; 2],
-    wp: usize,
-    ho: usize,
-    wo: usize,
+    pub(super) wp: usize,
+    pub(super) ho: usize,
+    pub(super) wo: usize,
     /// `hp·wp`: one padded plane.
-    plane: usize,
+    pub(super) plane: usize,
     /// Columns of the wide grid.
-    n: usize,
+    pub(super) n: usize,
     /// Offset of each tap (`ky·kw + kx`) into a padded plane.
-    offsets: Vec<usize>,
+    pub(super) offsets: Vec<usize>,
     padded: bool,
     wide: bool,
 }
 
 impl WideGrid {
-    fn new(g: &Conv2dGeom) -> Self {
+    pub(super) fn new(g: &Conv2dGeom) -> Self {
         let [ph, pw] = g.padding;
         let [dh, dw] = g.dilation;
         let (hp, wp) = (g.h_in + 2 * ph, g.w_in + 2 * pw);
@@ -371,7 +361,7 @@ impl WideGrid {
     }
 
     /// Scratch for a padded image, or nothing when there is no padding.
-    fn pad_buffer(&self) -> Scratch {
+    pub(super) fn pad_buffer(&self) -> Scratch {
         Scratch::new(if self.padded {
             self.c_in * self.plane
         } else {
@@ -387,7 +377,7 @@ impl WideGrid {
 
     /// The image padded: written into `xp` with its zero border (every element of `xp`, so it
     /// can be reused scratch), or the image itself without padding.
-    fn padded<'a>(&self, image: &'a [f32], xp: &'a mut [f32]) -> &'a [f32] {
+    pub(super) fn padded<'a>(&self, image: &'a [f32], xp: &'a mut [f32]) -> &'a [f32] {
         if !self.padded {
             return image;
         }
