@@ -174,7 +174,11 @@ pub(crate) fn zeroed<T: Copy + Default + Send + Sync>(len: usize) -> Vec<T> {
 /// columns, GEMM outputs). Fresh `vec![0.0; len]` buffers cost a `memset` each, and page faults
 /// where the allocator had handed the memory back (together ~7% of a training step in `perf`).
 /// The buffer goes back to the pool when dropped.
-pub(crate) struct Scratch(Vec<f32>);
+pub(crate) struct Scratch {
+    /// Kept at its full length (a buffer only grows), so reuse writes nothing.
+    buf: Vec<f32>,
+    len: usize,
+}
 
 /// Buffers a thread keeps for reuse (a kernel holds at most three at once).
 const SCRATCH_KEPT: usize = 4;
@@ -195,32 +199,31 @@ impl Scratch {
         if buf.len() < len {
             buf.resize(len, 0.0);
         }
-        buf.truncate(len);
         if cfg!(debug_assertions) {
             // Debug builds (the tests) poison it, so a kernel reading what it did not write
             // gives NaN.
-            buf.fill(f32::NAN);
+            buf[..len].fill(f32::NAN);
         }
-        Self(buf)
+        Self { buf, len }
     }
 }
 
 impl std::ops::Deref for Scratch {
     type Target = [f32];
     fn deref(&self) -> &[f32] {
-        &self.0
+        &self.buf[..self.len]
     }
 }
 
 impl std::ops::DerefMut for Scratch {
     fn deref_mut(&mut self) -> &mut [f32] {
-        &mut self.0
+        &mut self.buf[..self.len]
     }
 }
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let buf = std::mem::take(&mut self.0);
+        let buf = std::mem::take(&mut self.buf);
         SCRATCH_POOL.with(|pool| {
             let mut pool = pool.borrow_mut();
             if pool.len() < SCRATCH_KEPT {
