@@ -22,6 +22,10 @@ installs torch and torchvision into bench/.venv-torch (pip, from PyPI) on first 
 Python has no torch, runs `semisono bench --unet` with the same sizes, then the PyTorch cases,
 and prints both and the ratios. `--rust-json FILE` reads an earlier `semisono bench --unet
 --json FILE` instead of running the binary.
+
+`--rounds R` repeats the pair (Rust, then PyTorch) R times and prints each round's ratio and the
+median over rounds: on a shared VM whose speed drifts by tens of percent within minutes, a
+ratio taken from back-to-back runs is steadier than either side's time.
 """
 
 import argparse
@@ -156,6 +160,7 @@ def main():
     ap.add_argument("--semisono", default=None, help="semisono binary to run for the Rust side")
     ap.add_argument("--rust-json", default=None, help="an earlier `semisono bench --unet --json`")
     ap.add_argument("--json", default=None, help="also write every figure to this file")
+    ap.add_argument("--rounds", type=int, default=1, help="Rust/PyTorch pairs, alternated")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     ensure_torch()
@@ -163,28 +168,56 @@ def main():
         return run_child(args, args.child)
     from torch_hermes import loadavg
     load_start = loadavg()
-    rust = rust_results(args)
-    torch_cases = child_results(args)
+    rounds = []
+    for i in range(max(1, args.rounds)):
+        rust = rust_results(args)
+        torch_cases = child_results(args)
+        rounds.append(dict(rust=rust, torch=torch_cases))
+        if args.rounds > 1:
+            print(f"round {i + 1}/{args.rounds}: " + ", ".join(
+                f"{t['case']} {ratio_of(rust, t):.2f}" for t in torch_cases
+                if ratio_of(rust, t) is not None), file=sys.stderr, flush=True)
     print(f"\nload average {load_start} at start, {loadavg()} at end; batch {args.batch} x 3 x "
-          f"{args.size}², {args.threads} threads, median of {args.reps} after {args.warmup}")
+          f"{args.size}², {args.threads} threads, median of {args.reps} after {args.warmup}"
+          + (f"; median over {len(rounds)} rounds" if len(rounds) > 1 else ""))
     print(f"{'case':<9} {'rust ms':>9} {'torch ms':>9} {'ratio':>7} {'rust MiB':>9} "
-          f"{'torch MiB':>10} {'ratio':>7} {'rust busy':>9} {'torch busy':>10}")
-    by_case = {r["case"]: r for r in (rust or [])}
-    for t in torch_cases:
-        r = by_case.get(t["case"])
-        fmt = lambda v, d: "n/a" if v is None else f"{v:.{d}f}"  # noqa: E731
-        ms = lambda c: None if c is None else c["median_s"] * 1e3  # noqa: E731
-        ratio = lambda a, b: None if a is None or b is None else a / b  # noqa: E731
-        r_mib = r and r["peak_rss_mib"]
-        print(f"{t['case']:<9} {fmt(ms(r), 1):>9} {fmt(ms(t), 1):>9} {fmt(ratio(ms(r), ms(t)), 2):>7} "
-              f"{fmt(r_mib, 0):>9} {fmt(t['peak_rss_mib'], 0):>10} "
-              f"{fmt(ratio(r_mib, t['peak_rss_mib']), 2):>7} "
-              f"{fmt(r and r['cores_used'], 2):>9} {fmt(t['cores_used'], 2):>10}")
+          f"{'torch MiB':>10} {'ratio':>7} {'rust busy':>9} {'torch busy':>10}"
+          + ("  ratio per round" if len(rounds) > 1 else ""))
+    fmt = lambda v, d: "n/a" if v is None else f"{v:.{d}f}"  # noqa: E731
+    for case in CASES:
+        ts = [t for r in rounds for t in r["torch"] if t["case"] == case]
+        rs = [x for r in rounds for x in (r["rust"] or []) if x["case"] == case]
+        ratios = [ratio_of(r["rust"], t) for r in rounds for t in r["torch"] if t["case"] == case]
+        ratios = [x for x in ratios if x is not None]
+        t_ms = median([t["median_s"] * 1e3 for t in ts])
+        r_ms = median([x["median_s"] * 1e3 for x in rs])
+        t_mib = max(t["peak_rss_mib"] for t in ts)
+        r_mib = max((x["peak_rss_mib"] for x in rs), default=None)
+        print(f"{case:<9} {fmt(r_ms, 1):>9} {fmt(t_ms, 1):>9} {fmt(median(ratios), 2):>7} "
+              f"{fmt(r_mib, 0):>9} {fmt(t_mib, 0):>10} "
+              f"{fmt(None if r_mib is None else r_mib / t_mib, 2):>7} "
+              f"{fmt(median([x['cores_used'] for x in rs]), 2):>9} "
+              f"{fmt(median([t['cores_used'] for t in ts]), 2):>10}"
+              + ("  " + " ".join(f"{x:.2f}" for x in ratios) if len(rounds) > 1 else ""))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(dict(rust=rust, torch=torch_cases, loadavg_start=load_start,
-                           loadavg_end=loadavg()), f, indent=1)
+            json.dump(dict(rust=rounds[-1]["rust"], torch=rounds[-1]["torch"], rounds=rounds,
+                           loadavg_start=load_start, loadavg_end=loadavg()), f, indent=1)
 
+
+def median(values):
+    """The median of `values` (the mean of the middle two for an even count), or None."""
+    v = sorted(values)
+    if not v:
+        return None
+    mid = len(v) // 2
+    return v[mid] if len(v) % 2 else (v[mid - 1] + v[mid]) / 2
+
+
+def ratio_of(rust, torch_case):
+    """Rust's median time over PyTorch's for `torch_case`'s case, or None without Rust figures."""
+    r = next((x for x in (rust or []) if x["case"] == torch_case["case"]), None)
+    return None if r is None else r["median_s"] / torch_case["median_s"]
 
 if __name__ == "__main__":
     main()
