@@ -215,9 +215,11 @@ pub(super) fn w_grad_shifted(g: &Conv2dGeom, x: &[f32], dy: &[f32]) -> Option<Ve
     dw.par_chunks_mut(taps * ROWS)
         .enumerate()
         .for_each(|(chunk, out)| {
-            for (j, row) in (chunk * ROWS..).zip(out.chunks_mut(taps)) {
-                for (t, v) in row.iter_mut().enumerate() {
-                    *v = partials
+            // Tap by tap, so each partial is read in order (the block written stays in L1).
+            let rows = chunk * ROWS..chunk * ROWS + out.len() / taps;
+            for t in 0..taps {
+                for (j, row) in rows.clone().zip(out.chunks_mut(taps)) {
+                    row[t] = partials
                         .iter()
                         .map(|p| p[t * tap_len + j])
                         .fold(0.0, |a, b| a + b);
