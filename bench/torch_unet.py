@@ -23,9 +23,9 @@ Python has no torch, runs `semisono bench --unet` with the same sizes, then the 
 and prints both and the ratios. `--rust-json FILE` reads an earlier `semisono bench --unet
 --json FILE` instead of running the binary.
 
-`--rounds R` repeats the pair (Rust, then PyTorch) R times and prints each round's ratio and the
-median over rounds: on a shared VM whose speed drifts by tens of percent within minutes, a
-ratio taken from back-to-back runs is steadier than either side's time.
+`--rounds R` (with `--semisono`) runs each case as a pair, Rust then PyTorch back to back, R times
+over, and prints each pair's ratio and their median: on a shared VM whose speed drifts by tens
+of percent within minutes, the ratio of two back-to-back runs is steadier than either time.
 """
 
 import argparse
@@ -121,9 +121,9 @@ def run_child(args, case):
     print(RESULT_TAG + json.dumps(result), flush=True)
 
 
-def child_results(args):
+def child_results(args, cases=CASES):
     out = []
-    for case in CASES:
+    for case in cases:
         cmd = [sys.executable, os.path.abspath(__file__), "--child", case,
                "--threads", str(args.threads), "--warmup", str(args.warmup),
                "--reps", str(args.reps), "--batch", str(args.batch), "--size", str(args.size)]
@@ -131,6 +131,17 @@ def child_results(args):
         line = next(l for l in proc.stdout.splitlines() if l.startswith(RESULT_TAG))
         out.append(json.loads(line[len(RESULT_TAG):]))
     return out
+
+
+def rust_case(args, case):
+    """One Rust case in a child process of the binary (`semisono bench --child unet:CASE`)."""
+    cmd = [args.semisono, "bench", "--child", f"unet:{case}", "--threads", str(args.threads),
+           "--warmup", str(args.warmup), "--unet-reps", str(args.reps),
+           "--ops-batch", str(args.batch), "--ops-size", str(args.size)]
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
+    tag = "SEMISONO_BENCH_CASE "
+    line = next(l for l in proc.stdout.splitlines() if l.startswith(tag))
+    return json.loads(line[len(tag):])
 
 
 def rust_results(args):
@@ -170,8 +181,14 @@ def main():
     load_start = loadavg()
     rounds = []
     for i in range(max(1, args.rounds)):
-        rust = rust_results(args)
-        torch_cases = child_results(args)
+        if args.rounds > 1 and args.semisono:
+            rust, torch_cases = [], []
+            for case in CASES:
+                rust.append(rust_case(args, case))
+                torch_cases += child_results(args, [case])
+        else:
+            rust = rust_results(args)
+            torch_cases = child_results(args)
         rounds.append(dict(rust=rust, torch=torch_cases))
         if args.rounds > 1:
             print(f"round {i + 1}/{args.rounds}: " + ", ".join(

@@ -16,6 +16,7 @@ pub mod adam;
 pub mod batch_norm;
 pub mod batch_norm_op;
 pub mod bilinear_op;
+pub mod cat_op;
 pub mod conv2d;
 pub mod conv_bn_op;
 pub mod conv_op;

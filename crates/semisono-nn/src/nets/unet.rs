@@ -31,6 +31,7 @@
 //! ours keep the channel count and leave the channel change to the following block).
 
 use crate::kernels::bilinear_op;
+use crate::kernels::cat_op::cat_channels;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{ConvTranspose2d, ConvTranspose2dConfig};
@@ -307,7 +308,7 @@ impl UNetDecoder {
                     parts.push(upsample_bilinear(b.clone(), size));
                 }
             }
-            Tensor::cat(parts, 1)
+            cat_channels(parts)
         };
         let [x0, x1, x2, x3] = features;
         let d1 = self.up1.forward(self.up(0, x3, spatial(&x2)));
@@ -315,7 +316,7 @@ impl UNetDecoder {
         let d2 = self.up2.forward(self.up(1, x_up1.clone(), spatial(&x1)));
         let x_up2 = self.fuse2.forward(fuse_input(2, x1, d2));
         let d3 = self.up3.forward(self.up(2, x_up2.clone(), spatial(&x0)));
-        let x_up3 = self.fuse3.forward(Tensor::cat(vec![x0, d3], 1));
+        let x_up3 = self.fuse3.forward(cat_channels(vec![x0, d3]));
         let head_input = self.up(3, x_up3.clone(), output_size);
         DecoderFeatures {
             x_up1,
