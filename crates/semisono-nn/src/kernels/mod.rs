@@ -2,14 +2,15 @@
 //!
 //! [`conv2d`] has convolution forward, input gradient and weight gradient as GEMMs (`gemm` 0.19,
 //! the crate flex itself uses) with rayon over image chunks: stride 1 as one GEMM per kernel tap
-//! over the padded image read in place, other strides over an im2col buffer.
+//! over the padded image read in place (or, on CPUs with AVX-512, a direct register-tile kernel
+//! with no GEMM), other strides over an im2col buffer.
 //! [`conv_op`] puts them under autodiff as a Burn backend extension; every convolution of the
 //! networks goes through [`conv_op::conv2d`]. The other extensions replace flex's (or Burn's
 //! generic) single-threaded or many-pass ops the same way: [`batch_norm_op`] (over the kernels of
-//! [`batch_norm`]), [`bilinear_op`], [`max_pool_op`] and [`activation_op`] (leaky ReLU); each has a
-//! test against Burn's op in `tests/`. The functions here wrap the conv kernels for `Tensor<4>`:
-//! they read the tensor to the host, run the kernel and build a new tensor on the same device, so
-//! they are for tests and benchmarks.
+//! [`batch_norm`]), [`bilinear_op`], [`max_pool_op`], [`activation_op`] (ReLU, leaky ReLU) and
+//! [`cat_op`] (inference's channel concatenation); each has a test against Burn's op in `tests/`.
+//! The functions here wrap the conv kernels for `Tensor<4>`: they read the tensor to the host, run
+//! the kernel and build a new tensor on the same device, so they are for tests and benchmarks.
 
 pub mod activation_op;
 pub mod adam;

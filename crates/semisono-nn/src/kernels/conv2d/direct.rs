@@ -4,8 +4,10 @@
 //! whole output once per tap (9 times for a 3x3). Here one register tile of `ROWS` output channels
 //! x `COLS` output columns accumulates over every input channel and tap before it is stored once,
 //! and the image is read in place (unaligned loads at each tap's offset), so nothing is packed
-//! but the weights, once per call. Each output is summed in the same order (input channel, then
-//! tap) whatever the threads, so results do not depend on the thread count.
+//! but the weights, once per call. The tile is stored straight into the NCHW output with the
+//! epilogue (scale, shift, activation) applied in registers. Each output is summed in the same
+//! order (input channel, then tap) whatever the threads, so results do not depend on the thread
+//! count; the order differs from the GEMMs', so the last bits do too.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -51,6 +53,7 @@ pub fn set_enabled(on: bool) -> bool {
 /// plain GEMM already) with at least one full tile of output channels.
 pub(super) fn suits(g: &super::Conv2dGeom) -> bool {
     available()
+        && g.c_in > 0
         && g.kernel[0] * g.kernel[1] > 1
         && g.c_out >= ROWS
         && fits(g.w_in + 2 * g.padding[1])
@@ -99,12 +102,13 @@ impl PackedWeights {
 
 /// Whether a grid row is wide enough for the stores: a register of columns then spans at most
 /// two output rows.
-pub(super) fn fits(wp: usize) -> bool {
+fn fits(wp: usize) -> bool {
     wp >= LANES
 }
 
-/// `out[co][oy][ox] = epilogue(Σ_ci Σ_t W[co, ci, t] · src[ci·plane + q + offsets[t]])` on the wide
-/// grid `at` (`q = oy·wp + ox`), `src` the padded image. `parallel`: split the output channels over rayon (one image alone); otherwise serial.
+/// `out[co][oy][ox] = epilogue(Σ_ci Σ_t W[co, ci, t] · src[ci·plane + q + offsets[t]])` on the
+/// wide grid `at` (`q = oy·wp + ox`), `src` the padded image. `parallel`: split the output
+/// channels over rayon (one image alone); otherwise serial.
 pub(super) fn conv(
     w: &PackedWeights,
     src: &[f32],

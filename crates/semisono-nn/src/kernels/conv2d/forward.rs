@@ -1,7 +1,9 @@
 //! Convolution forward. Stride 1 (every 3x3 and 1x1 convolution of the U-Net but the down-sampling
 //! ones): one GEMM per kernel tap, reading the zero-padded image in place at the tap's offset, so
 //! no im2col buffer (9x the input for a 3x3) is written and read back. Output rows are computed
-//! over the padded width, the extra columns cropped. Other strides: im2col + one GEMM per image.
+//! over the padded width, the extra columns cropped. On CPUs with AVX-512 the spatial stride-1
+//! convolutions take the [`super::direct`] kernel instead (same wide grid, no GEMMs). Other
+//! strides: im2col + one GEMM per image.
 
 use std::ops::Range;
 
@@ -262,7 +264,8 @@ enum TapWeights {
 
 /// Stride 1: `Y[Cout, q] += W_t[Cout, Cin] · Xp[Cin, q + off_t]` over the padded image `Xp`
 /// (`Hp x Wp`), `q = oy·Wp + ox`, for each tap `t`; the columns `ox ≥ Wo` are dropped. The
-/// epilogue runs per image, while its output is in cache.
+/// epilogue runs per image, while its output is in cache. With [`TapWeights::Direct`] the
+/// [`direct`] kernel does all of it in one pass.
 fn shifted(
     g: &Conv2dGeom,
     x: &[f32],
