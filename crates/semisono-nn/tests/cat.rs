@@ -8,7 +8,7 @@ use semisono_nn::kernels::cat_op::cat_channels;
 fn tensor(shape: [usize; 4], seed: f32, dev: &Device) -> Tensor<4> {
     let n: usize = shape.iter().product();
     let values: Vec<f32> = (0..n)
-        .map(|i| ((i as f32 * 0.37 + seed).sin() * 3.0))
+        .map(|i| (i as f32 * 0.37 + seed).sin() * 3.0)
         .collect();
     Tensor::from_data(TensorData::new(values, shape), dev)
 }
