@@ -133,11 +133,15 @@ def child_results(args, cases=CASES):
     return out
 
 
+def rust_sizes(args):
+    """The `semisono bench` options that match this script's sizes and repetitions."""
+    return ["--threads", str(args.threads), "--warmup", str(args.warmup), "--unet-reps",
+            str(args.reps), "--ops-batch", str(args.batch), "--ops-size", str(args.size)]
+
+
 def rust_case(args, case):
     """One Rust case in a child process of the binary (`semisono bench --child unet:CASE`)."""
-    cmd = [args.semisono, "bench", "--child", f"unet:{case}", "--threads", str(args.threads),
-           "--warmup", str(args.warmup), "--unet-reps", str(args.reps),
-           "--ops-batch", str(args.batch), "--ops-size", str(args.size)]
+    cmd = [args.semisono, "bench", "--child", f"unet:{case}"] + rust_sizes(args)
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
     tag = "SEMISONO_BENCH_CASE "
     line = next(l for l in proc.stdout.splitlines() if l.startswith(tag))
@@ -151,10 +155,8 @@ def rust_results(args):
     if not args.semisono:
         return None
     path = os.path.join(HERE, ".unet-rust.json")
-    subprocess.run([args.semisono, "bench", "--unet", "--threads", str(args.threads),
-                    "--warmup", str(args.warmup), "--unet-reps", str(args.reps),
-                    "--ops-batch", str(args.batch), "--ops-size", str(args.size),
-                    "--json", path], check=True, stdout=sys.stderr)
+    subprocess.run([args.semisono, "bench", "--unet"] + rust_sizes(args) + ["--json", path],
+                   check=True, stdout=sys.stderr)
     with open(path) as f:
         cases = json.load(f)["cases"]
     os.remove(path)
