@@ -288,6 +288,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 pub mod ops;
 pub mod unet;
 
+/// What the stride-1 convolutions run in this process ("direct (AVX-512)" or "gemm").
+pub use semisono_nn::kernels::conv2d::conv_kernel_name;
+
 pub mod mem {
     /// User + system CPU seconds of this process, all threads (`/proc/self/stat` fields 14 and
     /// 15, in clock ticks of 1/100 s: Linux's `USER_HZ`).

@@ -531,6 +531,8 @@ struct CaseResult {
 pub(crate) struct Report<C> {
     pub profile: &'static str,
     pub cores: usize,
+    /// What the stride-1 convolutions ran (the children inherit this process's CPU and env).
+    pub conv_kernel: &'static str,
     pub loadavg_start: Option<[f64; 3]>,
     pub loadavg_end: Option<[f64; 3]>,
     pub cases: Vec<C>,
@@ -542,6 +544,7 @@ impl<C> Report<C> {
         Self {
             profile: build_profile(),
             cores: cores(),
+            conv_kernel: semisono_train::bench::conv_kernel_name(),
             loadavg_start,
             loadavg_end: loadavg(),
             cases,
@@ -703,9 +706,10 @@ fn sig3(v: f64) -> String {
 
 fn print_tables(report: &Report<CaseResult>) {
     println!(
-        "\n{} build, {} core(s), load average {} at start, {} at end",
+        "\n{} build, {} core(s), conv kernel {}, load average {} at start, {} at end",
         report.profile,
         report.cores,
+        report.conv_kernel,
         fmt_load(report.loadavg_start),
         fmt_load(report.loadavg_end)
     );

@@ -35,7 +35,7 @@ use super::{zeroed, Scratch};
 mod direct;
 mod forward;
 
-pub use direct::set_enabled as set_direct_conv;
+pub use direct::{kernel_name as conv_kernel_name, set_enabled as set_direct_conv};
 pub use forward::{conv2d_forward, conv2d_forward_with, Activation, Epilogue};
 
 /// Largest im2col buffer, in floats, one chunk builds at once (16 MiB); an image larger than that is
