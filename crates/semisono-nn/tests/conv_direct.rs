@@ -31,6 +31,8 @@ fn direct_conv_matches_the_gemm_path() {
         (3, 7, 16, 17, 24, [3, 5], [1, 2], [1, 1]),
         (2, 33, 18, 18, 9, [3, 3], [2, 2], [2, 2]),
         (1, 16, 16, 16, 8, [3, 3], [0, 0], [1, 1]),
+        // A plane under 256 that the direct kernel takes (im2col without it).
+        (2, 40, 14, 14, 16, [3, 3], [1, 1], [1, 1]),
     ];
     for (batch, c_in, h_in, w_in, c_out, kernel, padding, dilation) in shapes {
         let g = Conv2dGeom {

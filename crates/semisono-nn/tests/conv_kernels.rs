@@ -107,6 +107,8 @@ fn cases() -> Vec<Case> {
         // The direct kernel (AVX-512): a partial block of output channels, two input-channel
         // chunks, a rectangular dilated kernel, a masked column tail.
         case([2, 40, 17, 19], [13, 40, 3, 5], [1, 1], [1, 2], [2, 1]),
+        // 14x14: the direct kernel below the GEMMs' smallest plane.
+        case([2, 24, 14, 14], [16, 24, 3, 3], [1, 1], [1, 1], [1, 1]),
         // 576 × 4096 floats of im2col per image: more than one buffer per thread's chunk.
         case([3, 64, 64, 64], [8, 64, 3, 3], [1, 1], [1, 1], [1, 1]),
     ]

@@ -93,9 +93,7 @@ pub fn conv2d_forward_with(g: &Conv2dGeom, x: &[f32], w: &[f32], epilogue: &Epil
     } else {
         Parallelism::None
     };
-    // Shifted GEMMs over-compute the padded columns: 25% more at 8x8 with padding 1, so small
-    // planes take im2col, whose GEMM spans several images.
-    let taps = (g.stride == [1, 1] && g.plane_out() >= SHIFTED_MIN_PLANE).then(|| {
+    let taps = takes_wide_grid(g).then(|| {
         if direct::suits(g) {
             TapWeights::Direct(direct::PackedWeights::new(
                 w,
@@ -128,13 +126,13 @@ pub fn conv2d_forward_with(g: &Conv2dGeom, x: &[f32], w: &[f32], epilogue: &Epil
 
 /// The input gradient of a stride-1 convolution is itself a stride-1 convolution: of `dy` with the
 /// kernel transposed (`Cin <-> Cout`) and flipped, padded by `dilation·(k − 1) − padding`. So where
-/// that padding is not negative and the plane is large enough for [`shifted`], it runs through
+/// that padding is not negative and that convolution takes [`shifted`], it runs through
 /// [`conv2d_forward`] (no col2im scatter). `None` elsewhere.
 pub(super) fn x_grad_as_forward(g: &Conv2dGeom, w: &[f32], dy: &[f32]) -> Option<Vec<f32>> {
     let [kh, kw] = g.kernel;
     let reach = [g.dilation[0] * (kh - 1), g.dilation[1] * (kw - 1)];
     let fits = g.padding[0] <= reach[0] && g.padding[1] <= reach[1];
-    if g.stride != [1, 1] || !fits || g.h_in * g.w_in < SHIFTED_MIN_PLANE {
+    if g.stride != [1, 1] || !fits {
         return None;
     }
     let [ho, wo] = g.out_hw();
@@ -149,6 +147,9 @@ pub(super) fn x_grad_as_forward(g: &Conv2dGeom, w: &[f32], dy: &[f32]) -> Option
         padding: [reach[0] - g.padding[0], reach[1] - g.padding[1]],
         dilation: g.dilation,
     };
+    if !takes_wide_grid(&transposed) {
+        return None;
+    }
     let kk = kh * kw;
     let mut flipped = crate::kernels::zeroed::<f32>(w.len());
     flipped
@@ -231,8 +232,23 @@ pub(super) fn w_grad_shifted(g: &Conv2dGeom, x: &[f32], dy: &[f32]) -> Option<Ve
     Some(dw)
 }
 
-/// Smallest output plane (Ho·Wo) the stride-1 path takes.
+/// Smallest output plane (Ho·Wo) the stride-1 GEMMs take.
 const SHIFTED_MIN_PLANE: usize = 256;
+
+/// Whether a forward runs on the wide grid ([`shifted`]): stride 1, and a plane of at least
+/// [`SHIFTED_MIN_PLANE`] for the GEMMs (they over-compute the padded columns, 25% more at 8x8
+/// with padding 1, so smaller planes take im2col, whose GEMM spans several images) or a smaller
+/// plane the direct kernel takes with an im2col depth (`Cin·taps`) of at most
+/// [`DIRECT_SMALL_PLANE_MAX_K`]. At 14x14, batch 8, the direct kernel took 0.71-0.90x im2col's
+/// time at 64 and 104 channels (Res2Net-101's 14x14 stage) but 1.04x at 256.
+fn takes_wide_grid(g: &Conv2dGeom) -> bool {
+    g.stride == [1, 1]
+        && (g.plane_out() >= SHIFTED_MIN_PLANE
+            || (g.k_dim() <= DIRECT_SMALL_PLANE_MAX_K && direct::suits(g)))
+}
+
+/// See [`takes_wide_grid`].
+const DIRECT_SMALL_PLANE_MAX_K: usize = 9 * 128;
 
 /// `w[Cout, Cin, kh, kw]` as `[Cout, taps, Cin]`: tap `t`'s `[Cout, Cin]` matrix starts at
 /// `t·Cin` with row stride `taps·Cin` and unit column stride (which gemm reads without packing).
