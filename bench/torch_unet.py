@@ -19,13 +19,13 @@ the figure. Each case runs in a child process of its own, so its peak memory (Vm
     python3 bench/torch_unet.py --threads 2 --semisono target/release/semisono
 
 installs torch and torchvision into bench/.venv-torch (pip, from PyPI) on first use when this
-Python has no torch, runs `semisono bench --unet` with the same sizes, then the PyTorch cases,
-and prints both and the ratios. `--rust-json FILE` reads an earlier `semisono bench --unet
---json FILE` instead of running the binary.
+Python has no torch, runs each case as a pair, Rust (`semisono bench --child unet:CASE`, the same
+sizes) then PyTorch, and prints both and the ratios. `--rust-json FILE` reads an earlier `semisono
+bench --unet --json FILE` instead of running the binary.
 
-`--rounds R` (with `--semisono`) runs each case as a pair, Rust then PyTorch back to back, R times
-over, and prints each pair's ratio and their median: on a shared VM whose speed drifts by tens
-of percent within minutes, the ratio of two back-to-back runs is steadier than either time.
+`--rounds R` runs the pairs R times over and prints each pair's ratio and their median: on a
+shared VM whose speed drifts by tens of percent within minutes, the ratio of two back-to-back
+runs is steadier than either time.
 """
 
 import argparse
@@ -133,34 +133,23 @@ def child_results(args, cases=CASES):
     return out
 
 
-def rust_sizes(args):
-    """The `semisono bench` options that match this script's sizes and repetitions."""
-    return ["--threads", str(args.threads), "--warmup", str(args.warmup), "--unet-reps",
-            str(args.reps), "--ops-batch", str(args.batch), "--ops-size", str(args.size)]
-
-
 def rust_case(args, case):
     """One Rust case in a child process of the binary (`semisono bench --child unet:CASE`)."""
-    cmd = [args.semisono, "bench", "--child", f"unet:{case}"] + rust_sizes(args)
+    cmd = [args.semisono, "bench", "--child", f"unet:{case}", "--threads", str(args.threads),
+           "--warmup", str(args.warmup), "--unet-reps", str(args.reps),
+           "--ops-batch", str(args.batch), "--ops-size", str(args.size)]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
     tag = "SEMISONO_BENCH_CASE "
     line = next(l for l in proc.stdout.splitlines() if l.startswith(tag))
     return json.loads(line[len(tag):])
 
 
-def rust_results(args):
-    if args.rust_json:
-        with open(args.rust_json) as f:
-            return json.load(f)["cases"]
-    if not args.semisono:
+def saved_rust_cases(args):
+    """The cases of an earlier `semisono bench --unet --json FILE` (`--rust-json`), or None."""
+    if not args.rust_json:
         return None
-    path = os.path.join(HERE, ".unet-rust.json")
-    subprocess.run([args.semisono, "bench", "--unet"] + rust_sizes(args) + ["--json", path],
-                   check=True, stdout=sys.stderr)
-    with open(path) as f:
-        cases = json.load(f)["cases"]
-    os.remove(path)
-    return cases
+    with open(args.rust_json) as f:
+        return json.load(f)["cases"]
 
 
 def main():
@@ -181,16 +170,16 @@ def main():
         return run_child(args, args.child)
     from torch_hermes import loadavg
     load_start = loadavg()
+    saved = saved_rust_cases(args)
     rounds = []
     for i in range(max(1, args.rounds)):
-        if args.rounds > 1 and args.semisono:
-            rust, torch_cases = [], []
-            for case in CASES:
+        # Case by case, Rust then PyTorch back to back: the pair sees the same VM speed.
+        rust, torch_cases = [], []
+        for case in CASES:
+            if args.semisono:
                 rust.append(rust_case(args, case))
-                torch_cases += child_results(args, [case])
-        else:
-            rust = rust_results(args)
-            torch_cases = child_results(args)
+            rust += [r for r in saved or [] if r["case"] == case]
+            torch_cases += child_results(args, [case])
         rounds.append(dict(rust=rust, torch=torch_cases))
         if args.rounds > 1:
             print(f"round {i + 1}/{args.rounds}: " + ", ".join(

@@ -182,7 +182,7 @@ pub(crate) struct Scratch {
     len: usize,
 }
 
-/// Buffers a thread keeps for reuse (a kernel holds at most three at once).
+/// Buffers a thread keeps for reuse (a kernel holds at most two at once).
 const SCRATCH_KEPT: usize = 4;
 
 thread_local! {
