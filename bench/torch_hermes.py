@@ -23,6 +23,9 @@ Each case runs in a child process of its own, so its peak resident memory (VmHWM
 
     python3 -m venv /work/venv-torch && /work/venv-torch/bin/pip install torch torchvision
     /work/venv-torch/bin/python bench/torch_hermes.py --train --infer --threads 2 --json torch.json
+    # each case as a Rust/PyTorch pair back to back, 3 times over; ratio per pair and their median:
+    /work/venv-torch/bin/python bench/torch_hermes.py --train --infer --threads 2 \
+        --preset hermes-paper --steps 2 --infer-reps 2 --semisono target/release/semisono --rounds 3
 
 Written from the project's spec (shared/specs/hermes.md); no third-party model code is copied.
 """
@@ -36,6 +39,8 @@ import sys
 import time
 
 RESULT_TAG = "TORCH_HERMES_CASE "
+# What `semisono bench --child` prints its result after.
+RUST_TAG = "SEMISONO_BENCH_CASE "
 
 # The two presets of crates/semisono-train/src/config.rs, as far as the step's cost depends on them.
 PRESETS = {
@@ -586,6 +591,55 @@ def run_child(args, case):
     print(RESULT_TAG + json.dumps(result), flush=True)
 
 
+def median(values):
+    """The upper median, as the Rust bench takes it."""
+    return sorted(values)[len(values) // 2]
+
+
+def child_args(args):
+    """The step / repetition / thread options both children take."""
+    out = ["--steps", str(args.steps), "--warmup", str(args.warmup),
+           "--infer-reps", str(args.infer_reps), "--threads", str(args.threads)]
+    if args.infer_batch:
+        out += ["--infer-batch", str(args.infer_batch)]
+    if args.no_contrast:
+        out.append("--no-contrast")
+    return out
+
+
+def run_torch(args, case):
+    """One PyTorch case in a child process of its own (its own peak memory)."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", case] + child_args(args)
+    out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True).stdout
+    line = next(l for l in out.splitlines() if l.startswith(RESULT_TAG))
+    return json.loads(line[len(RESULT_TAG):])
+
+
+def run_rust(args, case):
+    """The same case in Rust: `semisono bench --child CASE`, IAS attention off as here."""
+    print(f"torch_hermes: rust {case} ...", file=sys.stderr, flush=True)
+    cmd = [args.semisono, "bench", "--child", case, "--set", "hermes.attention=false"]
+    out = subprocess.run(cmd + child_args(args), stdout=subprocess.PIPE, text=True,
+                         check=True).stdout
+    line = next(l for l in out.splitlines() if l.startswith(RUST_TAG))
+    return json.loads(line[len(RUST_TAG):])
+
+
+def print_pairs(pairs):
+    """Each case's Rust / PyTorch ratio of medians per back-to-back pair, and their median."""
+    if not pairs:
+        return
+    print("\nRust / PyTorch, median step or pass of each back-to-back pair:")
+    for case in dict.fromkeys(p["case"] for p in pairs):
+        mine = [p for p in pairs if p["case"] == case]
+        ratios = [p["ratio"] for p in mine]
+        peak = [p["rust"]["peak_rss_mib"] / p["torch"]["peak_rss_mib"] for p in mine
+                if p["rust"].get("peak_rss_mib") and p["torch"].get("peak_rss_mib")]
+        print(f"  {case:<22} ratio {median(ratios):.2f}x (pairs: "
+              + " ".join(f"{r:.2f}" for r in ratios) + ")"
+              + (f", peak memory {median(peak):.2f}x" if peak else ""))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--train", action="store_true", help="time training steps")
@@ -600,6 +654,10 @@ def main():
     ap.add_argument("--no-contrast", action="store_true",
                     help="run the steps in epoch 0, where the contrastive terms are off")
     ap.add_argument("--json", default=None, help="also write the figures to this file")
+    ap.add_argument("--semisono", default=None,
+                    help="semisono binary: run each case in Rust too, right before PyTorch")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="Rust/PyTorch pairs per case (with --semisono); the median ratio is printed")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -614,24 +672,25 @@ def main():
     kinds = [k for k, on in (("train", args.train), ("infer", args.infer)) if on]
     load_start = loadavg()
     print(f"torch_hermes: load average {load_start} (1, 5, 15 min)", file=sys.stderr)
-    results = []
-    for preset in presets:
-        for kind in kinds:
-            case = f"{kind}:{preset}"
-            print(f"torch_hermes: {case} ...", file=sys.stderr, flush=True)
-            cmd = [sys.executable, os.path.abspath(__file__), "--child", case,
-                   "--steps", str(args.steps), "--warmup", str(args.warmup),
-                   "--infer-reps", str(args.infer_reps), "--threads", str(args.threads)]
-            if args.infer_batch:
-                cmd += ["--infer-batch", str(args.infer_batch)]
-            if args.no_contrast:
-                cmd.append("--no-contrast")
-            out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True).stdout
-            line = next(l for l in out.splitlines() if l.startswith(RESULT_TAG))
-            results.append(json.loads(line[len(RESULT_TAG):]))
+    results, pairs = [], []
+    for round_no in range(max(1, args.rounds)):
+        for preset in presets:
+            for kind in kinds:
+                case = f"{kind}:{preset}"
+                rust = run_rust(args, case) if args.semisono else None
+                print(f"torch_hermes: {case} ...", file=sys.stderr, flush=True)
+                torch_case = run_torch(args, case)
+                results.append(torch_case)
+                if rust:
+                    pairs.append(dict(case=case, round=round_no + 1, rust=rust, torch=torch_case,
+                                      ratio=median(rust["measured_s"])
+                                      / median(torch_case["measured_s"])))
+                    print(f"round {round_no + 1}: {case} rust {median(rust['measured_s']):.3f} s, "
+                          f"torch {median(torch_case['measured_s']):.3f} s, "
+                          f"ratio {pairs[-1]['ratio']:.2f}", file=sys.stderr, flush=True)
     report = dict(framework=results[0]["framework"] if results else None,
                   cores=os.cpu_count(), loadavg_start=load_start, loadavg_end=loadavg(),
-                  cases=results)
+                  cases=results, pairs=pairs)
     print(f"\n{report['framework']}, {report['cores']} core(s), load average "
           f"{load_start} at start, {report['loadavg_end']} at end")
     for r in results:
@@ -650,6 +709,7 @@ def main():
                   f"{r['mean_s']:.3f} s/batch, "
                   f"{r['ms_per_image_mean']:.1f} ms/image (min {r['ms_per_image_min']:.1f}), "
                   f"peak {peak} MB (base {base} MB)")
+    print_pairs(pairs)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)

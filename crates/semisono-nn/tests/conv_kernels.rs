@@ -355,3 +355,51 @@ fn stock_gradients_written_out_match_flex_autodiff() {
         );
     }
 }
+
+/// `kernels::profile` records each pass of a convolution once per call, under its geometry, only
+/// while it is on.
+#[test]
+fn the_conv_profile_records_each_pass_of_a_call() {
+    use kernels::profile::{self, ConvPass};
+    // A shape no other test here uses, so concurrent tests cannot add calls to its rows.
+    let (x_shape, w_shape) = ([1, 3, 11, 13], [9, 3, 3, 3]);
+    let x = random(x_shape.iter().product(), 41);
+    let w = random(w_shape.iter().product(), 42);
+    let b = random(9, 43);
+    let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+    let run = || {
+        let dy = random(9 * 11 * 13, 44);
+        autodiff_run(
+            gemm_conv,
+            options.clone(),
+            [x_shape, w_shape],
+            [&x, &w, &b, &dy],
+            [true; 3],
+        );
+    };
+    let mine = |pass: ConvPass| {
+        profile::snapshot()
+            .into_iter()
+            .filter(|e| {
+                e.pass == pass && e.geom.c_in == 3 && e.geom.c_out == 9 && e.geom.h_in == 11
+            })
+            .map(|e| e.calls)
+            .sum::<u64>()
+    };
+    run(); // off: nothing recorded
+    profile::set_enabled(true);
+    run();
+    run();
+    profile::set_enabled(false);
+    run();
+    for pass in [
+        ConvPass::Forward,
+        ConvPass::InputGrad,
+        ConvPass::WeightGrad,
+        ConvPass::BiasGrad,
+    ] {
+        assert_eq!(mine(pass), 2, "{pass:?}");
+    }
+    profile::reset();
+    assert_eq!(mine(ConvPass::Forward), 0);
+}

@@ -290,6 +290,8 @@ pub mod unet;
 
 /// What the stride-1 convolutions run in this process ("direct (AVX-512)" or "gemm").
 pub use semisono_nn::kernels::conv2d::conv_kernel_name;
+/// Time per convolution shape and pass (`bench --conv-profile`).
+pub use semisono_nn::kernels::profile as conv_profile;
 
 pub mod mem {
     /// User + system CPU seconds of this process, all threads (`/proc/self/stat` fields 14 and

@@ -33,6 +33,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::bad_input;
+use crate::cmd_bench_profile::{self, ConvProfileRow};
 
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
@@ -120,6 +121,10 @@ pub struct BenchArgs {
     /// Measured repetitions per op (after --warmup untimed ones); the median is reported.
     #[arg(long, default_value_t = 10, help_heading = "Per-op breakdown")]
     pub ops_reps: usize,
+    /// With --train / --infer: time every convolution shape and pass over the measured steps
+    /// (forward, input and weight gradient; ms per step and GFLOP/s) and print the 25 largest.
+    #[arg(long, help_heading = "Training and inference")]
+    pub conv_profile: bool,
     /// Internal: run one case (`train:PRESET` or `infer:PRESET`) in this process and print its
     /// result as one JSON line.
     #[arg(long, hide = true)]
@@ -217,6 +222,9 @@ fn bench_metrics(size: u32, repeats: usize) {
 pub fn run(args: BenchArgs) -> Result<()> {
     if let Some(case) = &args.child {
         return run_child(&args, case);
+    }
+    if args.conv_profile && !(args.train || args.infer) {
+        return Err(bad_input!("--conv-profile goes with --train or --infer"));
     }
     if args.ops || args.unet {
         if args.train || args.infer || (args.ops && args.unet) {
@@ -524,6 +532,9 @@ struct CaseResult {
     /// Training: loss terms and statistics of the last step.
     last_step: Vec<(String, f64)>,
     loadavg_end: Option<[f64; 3]>,
+    /// With --conv-profile: time per convolution shape and pass, per measured repetition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    conv_profile: Option<Vec<ConvProfileRow>>,
 }
 
 /// What a run of child-process cases (`--train` / `--infer`, `--unet`) prints and writes to `--json`.
@@ -635,6 +646,9 @@ fn run_cases(args: &BenchArgs) -> Result<()> {
             }
             if args.no_contrast {
                 child_args.push("--no-contrast".into());
+            }
+            if args.conv_profile {
+                child_args.push("--conv-profile".into());
             }
             results.push(run_in_child::<CaseResult>(&case, &child_args)?);
         }
@@ -798,6 +812,12 @@ fn print_tables(report: &Report<CaseResult>) {
             );
         }
     }
+    for r in &report.cases {
+        if let Some(rows) = &r.conv_profile {
+            let case = format!("{} {}", r.kind.name(), r.preset);
+            cmd_bench_profile::print(&case, rows, r.mean_s, 25);
+        }
+    }
 }
 
 /// One case, in this (child) process: prints progress to stderr and the result as one JSON line.
@@ -829,8 +849,10 @@ fn run_child(args: &BenchArgs, case: &str) -> Result<()> {
         CaseKind::Train => args.steps,
         CaseKind::Infer => args.infer_reps,
     };
+    cmd_bench_profile::start(args.conv_profile);
     let progress = |i: usize, warm: bool, secs: f64| {
         if warm {
+            cmd_bench_profile::end_of_warmup();
             eprintln!("{label} warm-up {}/{warmup}: {secs:.3} s", i + 1);
         } else {
             eprintln!(
@@ -910,6 +932,7 @@ fn run_child(args: &BenchArgs, case: &str) -> Result<()> {
         epoch,
         last_step,
         loadavg_end: loadavg(),
+        conv_profile: cmd_bench_profile::rows(args.conv_profile, measured),
     };
     println!("{RESULT_TAG}{}", serde_json::to_string(&result)?);
     Ok(())

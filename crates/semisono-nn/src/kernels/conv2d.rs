@@ -43,7 +43,7 @@ pub use forward::{conv2d_forward, conv2d_forward_with, Activation, Epilogue};
 pub const COL_BUDGET: usize = 4 << 20;
 
 /// Shape and hyper-parameters of one 2-D convolution with `groups = 1` and symmetric padding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Conv2dGeom {
     pub batch: usize,
     pub c_in: usize,

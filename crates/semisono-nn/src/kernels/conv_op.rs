@@ -21,6 +21,7 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Tensor, TensorData};
 
 use super::conv2d::{self as gemm_conv, Activation, Conv2dGeom, Epilogue};
+use super::profile::{self, ConvPass};
 
 /// The custom op. Only flex and autodiff-over-flex implement it: [`conv2d`] never routes other
 /// backends here. Two methods because the extension macro of Burn 0.22.1 does not route an
@@ -117,7 +118,9 @@ pub(super) fn gemm_forward(
                         shift,
                         activation,
                     };
-                    gemm_conv::conv2d_forward_with(geom, xs, w, &epilogue)
+                    profile::timed(ConvPass::Forward, geom, || {
+                        gemm_conv::conv2d_forward_with(geom, xs, w, &epilogue)
+                    })
                 })
             })
         })
@@ -157,15 +160,21 @@ impl<const N: usize> Backward<Flex, N> for GemmConvBackward<N> {
         let [x_shape, w_shape] = [&x, &weight].map(|t| t.shape().to_vec());
         with_f32(&dy, |dy| {
             if let Some(node) = &ops.parents[0] {
-                let dx = with_f32(&weight, |w| gemm_conv::conv2d_x_grad(&geom, w, dy));
+                let dx = profile::timed(ConvPass::InputGrad, &geom, || {
+                    with_f32(&weight, |w| gemm_conv::conv2d_x_grad(&geom, w, dy))
+                });
                 grads.register::<Flex>(node.id, to_flex(dx, x_shape));
             }
             if let Some(node) = &ops.parents[1] {
-                let dw = with_f32(&x, |x| gemm_conv::conv2d_w_grad(&geom, x, dy));
+                let dw = profile::timed(ConvPass::WeightGrad, &geom, || {
+                    with_f32(&x, |x| gemm_conv::conv2d_w_grad(&geom, x, dy))
+                });
                 grads.register::<Flex>(node.id, to_flex(dw, w_shape));
             }
             if let Some(Some(node)) = ops.parents.get(2) {
-                let db = gemm_conv::conv2d_b_grad(&geom, dy);
+                let db = profile::timed(ConvPass::BiasGrad, &geom, || {
+                    gemm_conv::conv2d_b_grad(&geom, dy)
+                });
                 grads.register::<Flex>(node.id, to_flex(db, vec![geom.c_out]));
             }
         });

@@ -22,6 +22,7 @@ pub mod conv2d;
 pub mod conv_bn_op;
 pub mod conv_op;
 pub mod max_pool_op;
+pub mod profile;
 
 use burn::tensor::{Tensor, TensorData};
 
