@@ -288,7 +288,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 pub mod ops;
 pub mod unet;
 
-/// What the stride-1 convolutions run in this process ("direct (AVX-512)" or "gemm").
+/// What the 3x3 / stride-1 convolutions run in this process (e.g. "winograd 3x3 + direct (AVX-512)").
 pub use semisono_nn::kernels::conv2d::conv_kernel_name;
 /// Time per convolution shape and pass (`bench --conv-profile`).
 pub use semisono_nn::kernels::profile as conv_profile;

@@ -34,9 +34,23 @@ use super::{zeroed, Scratch};
 
 mod direct;
 mod forward;
+mod winograd;
 
-pub use direct::{kernel_name as conv_kernel_name, set_enabled as set_direct_conv};
+pub use direct::set_enabled as set_direct_conv;
 pub use forward::{conv2d_forward, conv2d_forward_with, Activation, Epilogue};
+pub use winograd::set_enabled as set_winograd;
+
+/// What the 3x3 / stride-1 convolutions run in this process, for benchmark reports: Winograd
+/// (unless switched off) for the 3x3s with many channels, and the direct AVX-512 kernel or the tap
+/// GEMMs for the other stride-1 ones.
+pub fn conv_kernel_name() -> &'static str {
+    match (winograd::enabled(), direct::available()) {
+        (true, true) => "winograd 3x3 + direct (AVX-512)",
+        (true, false) => "winograd 3x3 + gemm",
+        (false, true) => "direct (AVX-512)",
+        (false, false) => "gemm",
+    }
+}
 
 /// Largest im2col buffer, in floats, one chunk builds at once (16 MiB); an image larger than that is
 /// still done whole.

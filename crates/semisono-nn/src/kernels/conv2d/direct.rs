@@ -42,15 +42,6 @@ pub(super) fn available() -> bool {
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
 
-/// What the stride-1 spatial convolutions run in this process, for benchmark reports.
-pub fn kernel_name() -> &'static str {
-    if available() {
-        "direct (AVX-512)"
-    } else {
-        "gemm"
-    }
-}
-
 /// Switches the direct stride-1 kernel on or off for the whole process (benchmarks and tests
 /// compare it with the GEMM path this way); returns the previous setting. Without AVX-512 it
 /// stays off whatever this says.

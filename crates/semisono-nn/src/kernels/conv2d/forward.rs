@@ -10,7 +10,7 @@ use std::ops::Range;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::{check, direct, im2col, matmul, split, steps, Conv2dGeom};
+use super::{check, direct, im2col, matmul, split, steps, winograd, Conv2dGeom};
 use crate::kernels::activation_op::relu_value;
 use crate::kernels::Scratch;
 
@@ -93,18 +93,13 @@ pub fn conv2d_forward_with(g: &Conv2dGeom, x: &[f32], w: &[f32], epilogue: &Epil
     } else {
         Parallelism::None
     };
-    let taps = takes_wide_grid(g).then(|| {
-        if direct::suits(g) {
-            TapWeights::Direct(direct::PackedWeights::new(
-                w,
-                g.c_out,
-                g.c_in,
-                g.kernel[0] * g.kernel[1],
-            ))
-        } else {
-            TapWeights::Gemm(weight_taps(g, w))
-        }
-    });
+    let taps = if winograd::suits(g) && winograd::enabled() {
+        Some(TapWeights::Winograd(winograd::Transformed::new(
+            w, g.c_out, g.c_in,
+        )))
+    } else {
+        takes_wide_grid(g).then(|| stride_one_weights(g, w))
+    };
     // Hand each task its own slice of `y` (images are contiguous in NCHW).
     let mut parts = Vec::with_capacity(chunks.len());
     let mut rest: &mut [f32] = &mut y;
@@ -114,6 +109,13 @@ pub fn conv2d_forward_with(g: &Conv2dGeom, x: &[f32], w: &[f32], epilogue: &Epil
         rest = tail;
     }
     parts.into_par_iter().for_each(|(r, ys)| match &taps {
+        Some(TapWeights::Winograd(u)) => {
+            let in_img = g.x_len() / g.batch;
+            for (img, out) in r.zip(ys.chunks_mut(per_img)) {
+                winograd::conv(u, g, &x[img * in_img..][..in_img], out, parallelism);
+                epilogue.apply(out, g.c_out, g.plane_out());
+            }
+        }
         Some(taps) => shifted(g, x, taps, r, ys, parallelism, epilogue),
         None => {
             via_im2col(g, x, w, r, ys, parallelism);
@@ -270,12 +272,29 @@ fn weight_taps(g: &Conv2dGeom, w: &[f32]) -> Vec<f32> {
     out
 }
 
-/// The weights of the stride-1 path, in the layout its kernel reads.
+/// The weights of a stride-1 convolution on the wide grid, for the direct kernel where it suits
+/// and the tap GEMMs elsewhere.
+fn stride_one_weights(g: &Conv2dGeom, w: &[f32]) -> TapWeights {
+    if direct::suits(g) {
+        TapWeights::Direct(direct::PackedWeights::new(
+            w,
+            g.c_out,
+            g.c_in,
+            g.kernel[0] * g.kernel[1],
+        ))
+    } else {
+        TapWeights::Gemm(weight_taps(g, w))
+    }
+}
+
+/// The weights of the stride-1 paths, in the layout its kernel reads.
 enum TapWeights {
     /// [`weight_taps`], for one GEMM per tap.
     Gemm(Vec<f32>),
     /// Register-tile blocks of [`direct`].
     Direct(direct::PackedWeights),
+    /// [`winograd`]'s transformed weights (no wide grid).
+    Winograd(winograd::Transformed),
 }
 
 /// Stride 1: `Y[Cout, q] += W_t[Cout, Cin] · Xp[Cin, q + off_t]` over the padded image `Xp`
@@ -302,6 +321,7 @@ fn shifted(
         let src = grid.padded(&x[img * in_img..][..in_img], &mut xp);
         let taps = match taps {
             TapWeights::Gemm(taps) => taps,
+            TapWeights::Winograd(_) => unreachable!("winograd runs without the wide grid"),
             TapWeights::Direct(packed) => {
                 let parallel = matches!(parallelism, Parallelism::Rayon(_));
                 direct::conv(packed, src, &grid, epilogue, out, parallel);
