@@ -32,12 +32,10 @@ const CHANNEL_CHUNK: usize = 32;
 /// Whether this CPU runs the direct kernel (AVX-512F, checked once) and it is not switched off,
 /// by [`set_enabled`] or `SEMISONO_DIRECT_CONV=0` (for comparisons with the GEMM path).
 pub(super) fn available() -> bool {
-    static CPU: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let cpu = *CPU.get_or_init(|| {
-        let wanted = std::env::var("SEMISONO_DIRECT_CONV").map_or(true, |v| v != "0");
-        wanted && cpu_has_avx512()
-    });
-    cpu && ENABLED.load(Ordering::Relaxed)
+    static WANTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let wanted =
+        *WANTED.get_or_init(|| std::env::var("SEMISONO_DIRECT_CONV").map_or(true, |v| v != "0"));
+    wanted && cpu_has_avx512() && ENABLED.load(Ordering::Relaxed)
 }
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
@@ -61,6 +59,7 @@ pub(super) fn suits(g: &super::Conv2dGeom) -> bool {
 
 #[cfg(target_arch = "x86_64")]
 fn cpu_has_avx512() -> bool {
+    // Cached by std after the first call.
     std::arch::is_x86_feature_detected!("avx512f")
 }
 
@@ -117,7 +116,8 @@ pub(super) fn conv(
     out: &mut [f32],
     parallel: bool,
 ) {
-    assert!(available(), "direct conv called without AVX-512");
+    // The CPU, not `available()`: a call already begun finishes if the switch flips meanwhile.
+    assert!(cpu_has_avx512(), "direct conv called without AVX-512");
     assert!(fits(at.wp) && at.wo <= at.wp, "direct conv: grid rows");
     assert_eq!(at.offsets.len(), w.taps, "direct conv: taps");
     let plane_out = at.ho * at.wo;
@@ -137,7 +137,7 @@ pub(super) fn conv(
     let run = |(b, rows): (usize, &mut [f32])| {
         let weights = &w.data[b * block..][..block];
         let channels = b * ROWS..b * ROWS + rows.len() / plane_out;
-        // SAFETY: AVX-512F is there (`available`); the assert above keeps every load of `src`
+        // SAFETY: AVX-512F is there (asserted above); the assert above keeps every load of `src`
         // (grid columns `< n` of each tap, masked past `n`) in range; stores go to the outputs
         // of `rows` only.
         #[cfg(target_arch = "x86_64")]
