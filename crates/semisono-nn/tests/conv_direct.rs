@@ -34,6 +34,19 @@ fn assert_close_within(what: &str, got: &[f32], want: &[f32], tolerance: f32) {
     }
 }
 
+/// Forward with bias and input gradient with `switch(on)` in force (the previous setting restored).
+fn forward_and_input_grad(
+    switch: fn(bool) -> bool,
+    on: bool,
+    g: &Conv2dGeom,
+    [x, w, b, dy]: [&[f32]; 4],
+) -> (Vec<f32>, Vec<f32>) {
+    let before = switch(on);
+    let out = (conv2d_forward(g, x, w, Some(b)), conv2d_x_grad(g, w, dy));
+    switch(before);
+    out
+}
+
 #[test]
 fn direct_conv_matches_the_gemm_path() {
     let shapes = [
@@ -64,15 +77,8 @@ fn direct_conv_matches_the_gemm_path() {
         let w = values(g.w_len(), 2);
         let b = values(c_out, 3);
         let dy = values(g.y_len(), 4);
-        let run = |direct: bool| {
-            let before = set_direct_conv(direct);
-            let out = (
-                conv2d_forward(&g, &x, &w, Some(&b)),
-                conv2d_x_grad(&g, &w, &dy),
-            );
-            set_direct_conv(before);
-            out
-        };
+        let run =
+            |direct: bool| forward_and_input_grad(set_direct_conv, direct, &g, [&x, &w, &b, &dy]);
         let (y_gemm, dx_gemm) = run(false);
         let (y_direct, dx_direct) = run(true);
         let what = format!("{g:?}");
@@ -120,15 +126,8 @@ fn winograd_matches_the_kernels_it_replaces() {
         let w = values(g.w_len(), 6);
         let b = values(c_out, 7);
         let dy = values(g.y_len(), 8);
-        let run = |winograd: bool| {
-            let before = set_winograd(winograd);
-            let out = (
-                conv2d_forward(&g, &x, &w, Some(&b)),
-                conv2d_x_grad(&g, &w, &dy),
-            );
-            set_winograd(before);
-            out
-        };
+        let run =
+            |winograd: bool| forward_and_input_grad(set_winograd, winograd, &g, [&x, &w, &b, &dy]);
         let (y_other, dx_other) = run(false);
         let (y_winograd, dx_winograd) = run(true);
         let what = format!("{g:?}");

@@ -266,9 +266,9 @@ fn transform_output(
                 ];
                 [a0 + a1 + a2, a1 - a2 - a3]
             });
-            for j in 0..2 {
-                let y0 = p[0][j] + p[1][j] + p[2][j];
-                let y1 = p[1][j] - p[2][j] - p[3][j];
+            let columns: [[f32; 2]; 2] =
+                std::array::from_fn(|j| [p[0][j] + p[1][j] + p[2][j], p[1][j] - p[2][j] - p[3][j]]);
+            for (j, [y0, y1]) in columns.into_iter().enumerate() {
                 let ox = 2 * tx + j;
                 if ox >= wo {
                     continue;
