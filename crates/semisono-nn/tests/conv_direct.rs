@@ -18,12 +18,8 @@ fn values(n: usize, seed: u32) -> Vec<f32> {
         .collect()
 }
 
-fn assert_close(what: &str, got: &[f32], want: &[f32]) {
-    assert_close_within(what, got, want, 1e-5);
-}
-
 /// Max |got − want| within `tolerance` x the largest |want| (at least 1).
-fn assert_close_within(what: &str, got: &[f32], want: &[f32], tolerance: f32) {
+fn assert_close(what: &str, got: &[f32], want: &[f32], tolerance: f32) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
@@ -34,62 +30,75 @@ fn assert_close_within(what: &str, got: &[f32], want: &[f32], tolerance: f32) {
     }
 }
 
-/// Forward with bias and input gradient with `switch(on)` in force (the previous setting restored).
-fn forward_and_input_grad(
-    switch: fn(bool) -> bool,
-    on: bool,
-    g: &Conv2dGeom,
-    [x, w, b, dy]: [&[f32]; 4],
-) -> (Vec<f32>, Vec<f32>) {
-    let before = switch(on);
-    let out = (conv2d_forward(g, x, w, Some(b)), conv2d_x_grad(g, w, dy));
-    switch(before);
-    out
+/// A stride-1 convolution: (batch, c_in, [h, w], c_out, kernel, padding, dilation).
+type Shape = (
+    usize,
+    usize,
+    [usize; 2],
+    usize,
+    [usize; 2],
+    [usize; 2],
+    [usize; 2],
+);
+
+fn geometry((batch, c_in, [h_in, w_in], c_out, kernel, padding, dilation): Shape) -> Conv2dGeom {
+    Conv2dGeom {
+        batch,
+        c_in,
+        h_in,
+        w_in,
+        c_out,
+        kernel,
+        stride: [1, 1],
+        padding,
+        dilation,
+    }
+}
+
+/// Forward with bias and input gradient of `g` on fixed inputs, with `switch` off and then on (the
+/// previous setting restored after each), checked to agree within `tolerance`; returns whether
+/// the forward and the input gradient differ in any bit between the two.
+fn compare_with_switch(switch: fn(bool) -> bool, g: &Conv2dGeom, tolerance: f32) -> [bool; 2] {
+    let x = values(g.x_len(), 1);
+    let w = values(g.w_len(), 2);
+    let b = values(g.c_out, 3);
+    let dy = values(g.y_len(), 4);
+    let run = |on: bool| {
+        let before = switch(on);
+        let out = (
+            conv2d_forward(g, &x, &w, Some(&b)),
+            conv2d_x_grad(g, &w, &dy),
+        );
+        switch(before);
+        out
+    };
+    let (y_off, dx_off) = run(false);
+    let (y_on, dx_on) = run(true);
+    assert_close(&format!("forward {g:?}"), &y_on, &y_off, tolerance);
+    assert_close(&format!("input gradient {g:?}"), &dx_on, &dx_off, tolerance);
+    [y_on != y_off, dx_on != dx_off]
 }
 
 #[test]
 fn direct_conv_matches_the_gemm_path() {
-    let shapes = [
-        // (batch, c_in, h, w, c_out, kernel, padding, dilation)
-        (2, 64, 32, 32, 64, [3, 3], [1, 1], [1, 1]),
-        (1, 40, 20, 23, 13, [3, 3], [1, 1], [1, 1]),
-        (3, 7, 16, 17, 24, [3, 5], [1, 2], [1, 1]),
-        (2, 33, 18, 18, 9, [3, 3], [2, 2], [2, 2]),
-        (1, 16, 16, 16, 8, [3, 3], [0, 0], [1, 1]),
+    let shapes: [Shape; 6] = [
+        (2, 64, [32, 32], 64, [3, 3], [1, 1], [1, 1]),
+        (1, 40, [20, 23], 13, [3, 3], [1, 1], [1, 1]),
+        (3, 7, [16, 17], 24, [3, 5], [1, 2], [1, 1]),
+        (2, 33, [18, 18], 9, [3, 3], [2, 2], [2, 2]),
+        (1, 16, [16, 16], 8, [3, 3], [0, 0], [1, 1]),
         // A plane under 256 that the direct kernel takes (im2col without it).
-        (2, 40, 14, 14, 16, [3, 3], [1, 1], [1, 1]),
+        (2, 40, [14, 14], 16, [3, 3], [1, 1], [1, 1]),
     ];
-    let direct_here = conv_kernel_name().contains("direct");
     let mut differing = 0;
-    for (batch, c_in, h_in, w_in, c_out, kernel, padding, dilation) in shapes {
-        let g = Conv2dGeom {
-            batch,
-            c_in,
-            h_in,
-            w_in,
-            c_out,
-            kernel,
-            stride: [1, 1],
-            padding,
-            dilation,
-        };
-        let x = values(g.x_len(), 1);
-        let w = values(g.w_len(), 2);
-        let b = values(c_out, 3);
-        let dy = values(g.y_len(), 4);
-        let run =
-            |direct: bool| forward_and_input_grad(set_direct_conv, direct, &g, [&x, &w, &b, &dy]);
-        let (y_gemm, dx_gemm) = run(false);
-        let (y_direct, dx_direct) = run(true);
-        let what = format!("{g:?}");
-        assert_close(&format!("forward {what}"), &y_direct, &y_gemm);
-        assert_close(&format!("input gradient {what}"), &dx_direct, &dx_gemm);
-        differing += usize::from(y_direct != y_gemm);
+    for shape in shapes {
+        let [forward_differs, _] = compare_with_switch(set_direct_conv, &geometry(shape), 1e-5);
+        differing += usize::from(forward_differs);
     }
     // The tap GEMMs (planes of 256 and more) add tap by tap, the direct kernel channel by
     // channel, so where the direct kernel runs some bits differ; equal bits everywhere would
     // mean it was never taken. (im2col adds in the direct kernel's order: its shapes may match.)
-    if direct_here {
+    if conv_kernel_name().contains("direct") {
         assert!(differing > 0, "the direct kernel was never taken");
     } else {
         eprintln!("no AVX-512 here: both runs took the GEMM path");
@@ -98,47 +107,26 @@ fn direct_conv_matches_the_gemm_path() {
 
 /// Winograd F(2x2, 3x3) against the direct kernel or GEMMs (whichever this CPU runs without it),
 /// forward with bias and input gradient (a 3x3 stride-1 convolution too); one image (split over
-/// threads) and several, ragged last tiles, paddings 0-2. Its rounding differs, so some bits must.
+/// threads) and several, ragged last tiles, paddings 0-2, and 12x12 planes whose input gradients
+/// (96 -> 64, 144 -> 96 channels) neither the direct kernel nor the tap GEMMs take. Winograd rounds differently, so on
+/// every shape both results must differ in some bit: equal bits mean it was not taken.
 #[test]
 fn winograd_matches_the_kernels_it_replaces() {
-    // (batch, c_in, h, w, c_out, padding)
-    let shapes = [
-        (1, 64, 12, 10, 96, 1),
-        (3, 96, 9, 9, 64, 1),
-        (2, 128, 16, 16, 128, 1),
-        (2, 80, 7, 11, 80, 0),
-        (1, 72, 6, 5, 96, 2),
+    let shapes: [Shape; 6] = [
+        (1, 64, [12, 12], 96, [3, 3], [1, 1], [1, 1]),
+        (3, 96, [12, 13], 64, [3, 3], [1, 1], [1, 1]),
+        (2, 128, [16, 16], 128, [3, 3], [1, 1], [1, 1]),
+        (2, 80, [14, 15], 80, [3, 3], [0, 0], [1, 1]),
+        (1, 72, [12, 13], 96, [3, 3], [2, 2], [1, 1]),
+        (2, 96, [12, 12], 144, [3, 3], [1, 1], [1, 1]),
     ];
-    let mut differing = 0;
-    for (batch, c_in, h_in, w_in, c_out, pad) in shapes {
-        let g = Conv2dGeom {
-            batch,
-            c_in,
-            h_in,
-            w_in,
-            c_out,
-            kernel: [3, 3],
-            stride: [1, 1],
-            padding: [pad; 2],
-            dilation: [1, 1],
-        };
-        let x = values(g.x_len(), 5);
-        let w = values(g.w_len(), 6);
-        let b = values(c_out, 7);
-        let dy = values(g.y_len(), 8);
-        let run =
-            |winograd: bool| forward_and_input_grad(set_winograd, winograd, &g, [&x, &w, &b, &dy]);
-        let (y_other, dx_other) = run(false);
-        let (y_winograd, dx_winograd) = run(true);
-        let what = format!("{g:?}");
-        assert_close_within(&format!("forward {what}"), &y_winograd, &y_other, 2e-5);
-        assert_close_within(
-            &format!("input gradient {what}"),
-            &dx_winograd,
-            &dx_other,
-            2e-5,
+    for shape in shapes {
+        let g = geometry(shape);
+        let [forward, input_grad] = compare_with_switch(set_winograd, &g, 2e-5);
+        assert!(forward, "{g:?}: the forward did not take Winograd");
+        assert!(
+            input_grad,
+            "{g:?}: the input gradient did not take Winograd"
         );
-        differing += usize::from(y_winograd != y_other) + usize::from(dx_winograd != dx_other);
     }
-    assert!(differing > 0, "the Winograd path was never taken");
 }

@@ -26,7 +26,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use semisono_metrics::seg::{Mask, SegEvaluator, Spacing};
 use semisono_phantom::{PhantomConfig, ProbeChoice};
-use semisono_train::bench::{self, mem, TrainBenchOptions};
+use semisono_train::bench::{self, conv_profile, mem, TrainBenchOptions};
 use semisono_train::config::TrainConfig;
 use semisono_train::methods;
 use serde::de::DeserializeOwned;
@@ -849,10 +849,11 @@ fn run_child(args: &BenchArgs, case: &str) -> Result<()> {
         CaseKind::Train => args.steps,
         CaseKind::Infer => args.infer_reps,
     };
-    cmd_bench_profile::start(args.conv_profile);
+    conv_profile::set_enabled(args.conv_profile);
     let progress = |i: usize, warm: bool, secs: f64| {
         if warm {
-            cmd_bench_profile::end_of_warmup();
+            // Only the measured repetitions count.
+            conv_profile::reset();
             eprintln!("{label} warm-up {}/{warmup}: {secs:.3} s", i + 1);
         } else {
             eprintln!(
@@ -932,7 +933,7 @@ fn run_child(args: &BenchArgs, case: &str) -> Result<()> {
         epoch,
         last_step,
         loadavg_end: loadavg(),
-        conv_profile: cmd_bench_profile::rows(args.conv_profile, measured),
+        conv_profile: args.conv_profile.then(|| cmd_bench_profile::rows(measured)),
     };
     println!("{RESULT_TAG}{}", serde_json::to_string(&result)?);
     Ok(())

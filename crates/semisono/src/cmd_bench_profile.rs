@@ -16,54 +16,42 @@ pub struct ConvProfileRow {
     pub gflop_per_s: f64,
 }
 
-/// Turns recording on (no-op when `on` is false).
-pub fn start(on: bool) {
-    conv_profile::set_enabled(on);
-}
-
-/// Forgets the warm-up's calls: called after each warm-up repetition.
-pub fn end_of_warmup() {
-    conv_profile::reset();
-}
-
-/// What was recorded, divided by the `reps` measured repetitions; `None` when recording was off.
-pub fn rows(on: bool, reps: usize) -> Option<Vec<ConvProfileRow>> {
-    on.then(|| {
-        let reps = reps.max(1) as f64;
-        conv_profile::snapshot()
-            .into_iter()
-            .map(|e| {
-                let g = e.geom;
-                let flops = match e.pass {
-                    ConvPass::BiasGrad => 0.0,
-                    _ => g.flops() * e.calls as f64,
-                };
-                let dilation = if g.dilation == [1, 1] {
-                    String::new()
-                } else {
-                    format!(" d{}", g.dilation[0])
-                };
-                ConvProfileRow {
-                    pass: e.pass.name().to_string(),
-                    shape: format!(
-                        "{}x{}x{}x{} -> {}, k{}x{} s{} p{}{dilation}",
-                        g.batch,
-                        g.c_in,
-                        g.h_in,
-                        g.w_in,
-                        g.c_out,
-                        g.kernel[0],
-                        g.kernel[1],
-                        g.stride[0],
-                        g.padding[0]
-                    ),
-                    calls: e.calls as f64 / reps,
-                    ms: e.seconds * 1e3 / reps,
-                    gflop_per_s: flops / e.seconds.max(1e-12) / 1e9,
-                }
-            })
-            .collect()
-    })
+/// What was recorded, divided by the `reps` measured repetitions.
+pub fn rows(reps: usize) -> Vec<ConvProfileRow> {
+    let reps = reps.max(1) as f64;
+    conv_profile::snapshot()
+        .into_iter()
+        .map(|e| {
+            let g = e.geom;
+            let flops = match e.pass {
+                ConvPass::BiasGrad => 0.0,
+                _ => g.flops() * e.calls as f64,
+            };
+            let dilation = if g.dilation == [1, 1] {
+                String::new()
+            } else {
+                format!(" d{}", g.dilation[0])
+            };
+            ConvProfileRow {
+                pass: e.pass.name().to_string(),
+                shape: format!(
+                    "{}x{}x{}x{} -> {}, k{}x{} s{} p{}{dilation}",
+                    g.batch,
+                    g.c_in,
+                    g.h_in,
+                    g.w_in,
+                    g.c_out,
+                    g.kernel[0],
+                    g.kernel[1],
+                    g.stride[0],
+                    g.padding[0]
+                ),
+                calls: e.calls as f64 / reps,
+                ms: e.seconds * 1e3 / reps,
+                gflop_per_s: flops / e.seconds.max(1e-12) / 1e9,
+            }
+        })
+        .collect()
 }
 
 /// Prints `rows` (the most time first) against the mean repetition `rep_s`.

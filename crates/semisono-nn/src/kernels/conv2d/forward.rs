@@ -93,13 +93,7 @@ pub fn conv2d_forward_with(g: &Conv2dGeom, x: &[f32], w: &[f32], epilogue: &Epil
     } else {
         Parallelism::None
     };
-    let taps = if winograd::suits(g) && winograd::enabled() {
-        Some(TapWeights::Winograd(winograd::Transformed::new(
-            w, g.c_out, g.c_in,
-        )))
-    } else {
-        takes_wide_grid(g).then(|| stride_one_weights(g, w))
-    };
+    let plan = Plan::new(g, w);
     // Hand each task its own slice of `y` (images are contiguous in NCHW).
     let mut parts = Vec::with_capacity(chunks.len());
     let mut rest: &mut [f32] = &mut y;
@@ -108,16 +102,14 @@ pub fn conv2d_forward_with(g: &Conv2dGeom, x: &[f32], w: &[f32], epilogue: &Epil
         parts.push((r.clone(), head));
         rest = tail;
     }
-    parts.into_par_iter().for_each(|(r, ys)| match &taps {
-        Some(TapWeights::Winograd(u)) => {
+    parts.into_par_iter().for_each(|(r, ys)| match &plan {
+        Plan::Winograd(u) => {
             let in_img = g.x_len() / g.batch;
-            for (img, out) in r.zip(ys.chunks_mut(per_img)) {
-                winograd::conv(u, g, &x[img * in_img..][..in_img], out, parallelism);
-                epilogue.apply(out, g.c_out, g.plane_out());
-            }
+            winograd::conv(u, g, &x[r.start * in_img..r.end * in_img], ys, parallelism);
+            epilogue.apply(ys, g.c_out, g.plane_out());
         }
-        Some(taps) => shifted(g, x, taps, r, ys, parallelism, epilogue),
-        None => {
+        Plan::WideGrid(taps) => shifted(g, x, taps, r, ys, parallelism, epilogue),
+        Plan::Im2col => {
             via_im2col(g, x, w, r, ys, parallelism);
             // On the task's own images, while they are in cache.
             epilogue.apply(ys, g.c_out, g.plane_out());
@@ -128,8 +120,9 @@ pub fn conv2d_forward_with(g: &Conv2dGeom, x: &[f32], w: &[f32], epilogue: &Epil
 
 /// The input gradient of a stride-1 convolution is itself a stride-1 convolution: of `dy` with the
 /// kernel transposed (`Cin <-> Cout`) and flipped, padded by `dilation·(k − 1) − padding`. So where
-/// that padding is not negative and that convolution takes [`shifted`], it runs through
-/// [`conv2d_forward`] (no col2im scatter). `None` elsewhere.
+/// that padding is not negative and that convolution does not fall back to im2col (Winograd or
+/// the wide grid take it), it runs through [`conv2d_forward`] (no col2im scatter). `None`
+/// elsewhere.
 pub(super) fn x_grad_as_forward(g: &Conv2dGeom, w: &[f32], dy: &[f32]) -> Option<Vec<f32>> {
     let [kh, kw] = g.kernel;
     let reach = [g.dilation[0] * (kh - 1), g.dilation[1] * (kw - 1)];
@@ -149,7 +142,7 @@ pub(super) fn x_grad_as_forward(g: &Conv2dGeom, w: &[f32], dy: &[f32]) -> Option
         padding: [reach[0] - g.padding[0], reach[1] - g.padding[1]],
         dilation: g.dilation,
     };
-    if !takes_wide_grid(&transposed) {
+    if Route::of(&transposed) == Route::Im2col {
         return None;
     }
     let kk = kh * kw;
@@ -272,29 +265,56 @@ fn weight_taps(g: &Conv2dGeom, w: &[f32]) -> Vec<f32> {
     out
 }
 
-/// The weights of a stride-1 convolution on the wide grid, for the direct kernel where it suits
-/// and the tap GEMMs elsewhere.
-fn stride_one_weights(g: &Conv2dGeom, w: &[f32]) -> TapWeights {
-    if direct::suits(g) {
-        TapWeights::Direct(direct::PackedWeights::new(
-            w,
-            g.c_out,
-            g.c_in,
-            g.kernel[0] * g.kernel[1],
-        ))
-    } else {
-        TapWeights::Gemm(weight_taps(g, w))
+/// Which way a forward runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    /// [`winograd`] (3x3 stride 1 with many channels, unless switched off).
+    Winograd,
+    /// [`shifted`]: the direct kernel or the tap GEMMs on the wide grid.
+    WideGrid,
+    /// [`via_im2col`].
+    Im2col,
+}
+
+impl Route {
+    fn of(g: &Conv2dGeom) -> Self {
+        if winograd::suits(g) && winograd::enabled() {
+            Route::Winograd
+        } else if takes_wide_grid(g) {
+            Route::WideGrid
+        } else {
+            Route::Im2col
+        }
     }
 }
 
-/// The weights of the stride-1 paths, in the layout its kernel reads.
+/// A forward's route with its weights in the layout that route reads (prepared once per call).
+enum Plan {
+    Winograd(winograd::Transformed),
+    WideGrid(TapWeights),
+    /// im2col reads `w` as it is.
+    Im2col,
+}
+
+impl Plan {
+    fn new(g: &Conv2dGeom, w: &[f32]) -> Self {
+        match Route::of(g) {
+            Route::Winograd => Plan::Winograd(winograd::Transformed::new(w, g.c_out, g.c_in)),
+            Route::WideGrid if direct::suits(g) => Plan::WideGrid(TapWeights::Direct(
+                direct::PackedWeights::new(w, g.c_out, g.c_in, g.kernel[0] * g.kernel[1]),
+            )),
+            Route::WideGrid => Plan::WideGrid(TapWeights::Gemm(weight_taps(g, w))),
+            Route::Im2col => Plan::Im2col,
+        }
+    }
+}
+
+/// The weights of the wide-grid path, in the layout its kernel reads.
 enum TapWeights {
     /// [`weight_taps`], for one GEMM per tap.
     Gemm(Vec<f32>),
     /// Register-tile blocks of [`direct`].
     Direct(direct::PackedWeights),
-    /// [`winograd`]'s transformed weights (no wide grid).
-    Winograd(winograd::Transformed),
 }
 
 /// Stride 1: `Y[Cout, q] += W_t[Cout, Cin] · Xp[Cin, q + off_t]` over the padded image `Xp`
@@ -321,7 +341,6 @@ fn shifted(
         let src = grid.padded(&x[img * in_img..][..in_img], &mut xp);
         let taps = match taps {
             TapWeights::Gemm(taps) => taps,
-            TapWeights::Winograd(_) => unreachable!("winograd runs without the wide grid"),
             TapWeights::Direct(packed) => {
                 let parallel = matches!(parallelism, Parallelism::Rayon(_));
                 direct::conv(packed, src, &grid, epilogue, out, parallel);

@@ -29,6 +29,11 @@ const BLOCK_BUDGET: usize = 2 << 20;
 /// at 32² and 64² measured 0.92-1.0x the direct kernel's speed, 96 -> 64 1.4x; docs/benchmarks.md).
 const MIN_CHANNELS: usize = 64;
 const MIN_CHANNELS_BOTH: usize = 160;
+/// Smallest output plane (Ho·Wo) that takes this path. The weights' transform (16/9 of them, once
+/// per call) and the thin GEMMs do not pay below it: batch 8 on two threads, 512 -> 512 at 4x4 ran
+/// 1.6-4x the time of the kernels it replaces, 208 -> 208 at 7x7 and 256 -> 256 at 8x8 about
+/// even, a lone 8x8 image 1.7-2.4x; 14x14 (Res2Net-101's third stage) 0.65-0.9x.
+const MIN_PLANE: usize = 12 * 12;
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
 
@@ -47,7 +52,7 @@ pub fn set_enabled(on: bool) -> bool {
 
 /// Whether a convolution takes the Winograd path: 3x3, stride 1, no dilation, padding at most 2
 /// (a 4x4 input tile then always overlaps the image), at least [`MIN_CHANNELS`] each side and
-/// [`MIN_CHANNELS_BOTH`] together.
+/// [`MIN_CHANNELS_BOTH`] together, an output plane of at least [`MIN_PLANE`].
 pub(super) fn suits(g: &Conv2dGeom) -> bool {
     g.kernel == [3, 3]
         && g.stride == [1, 1]
@@ -57,6 +62,7 @@ pub(super) fn suits(g: &Conv2dGeom) -> bool {
         && g.c_in >= MIN_CHANNELS
         && g.c_out >= MIN_CHANNELS
         && g.c_in + g.c_out >= MIN_CHANNELS_BOTH
+        && g.plane_out() >= MIN_PLANE
 }
 
 /// Weights transformed, `U[co][ξ][ci] = (G g_{co,ci} Gᵀ)_ξ`.
@@ -99,49 +105,55 @@ impl Transformed {
     }
 }
 
-/// One image: `out[Cout][Ho][Wo]` (overwritten) from `image[Cin][H][W]`. With
-/// `Parallelism::Rayon` (the image alone) its transforms and GEMMs are split over rayon;
+/// Images `images[n][Cin][H][W]` to `out[n][Cout][Ho][Wo]` (overwritten). The tile rows of all
+/// the images form one sequence, cut into blocks: on small planes one GEMM spans several images.
+/// With `Parallelism::Rayon` (an image alone) the transforms and GEMMs are split over rayon;
 /// otherwise all run on this thread.
 pub(super) fn conv(
     u: &Transformed,
     g: &Conv2dGeom,
-    image: &[f32],
+    images: &[f32],
     out: &mut [f32],
     parallelism: Parallelism,
 ) {
-    conv_in_blocks(u, g, image, out, parallelism, BLOCK_BUDGET);
+    conv_in_blocks(u, g, images, out, parallelism, BLOCK_BUDGET);
 }
 
 /// [`conv`] with tile rows in blocks of at most `budget` transformed values (at least one row).
 fn conv_in_blocks(
     u: &Transformed,
     g: &Conv2dGeom,
-    image: &[f32],
+    images: &[f32],
     out: &mut [f32],
     parallelism: Parallelism,
     budget: usize,
 ) {
     assert!(suits(g) && u.c_in == g.c_in && u.c_out == g.c_out);
     let [ho, wo] = g.out_hw();
+    let (in_img, plane_out) = (g.c_in * g.h_in * g.w_in, ho * wo);
+    let n_img = images.len() / in_img;
+    assert_eq!(images.len(), n_img * in_img, "winograd: image length");
     assert_eq!(
-        image.len(),
-        g.c_in * g.h_in * g.w_in,
-        "winograd: image length"
+        out.len(),
+        n_img * g.c_out * plane_out,
+        "winograd: output length"
     );
-    assert_eq!(out.len(), g.c_out * ho * wo, "winograd: output length");
     let parallel = matches!(parallelism, Parallelism::Rayon(_));
-    let tiles = [ho.div_ceil(2), wo.div_ceil(2)];
-    let rows_per_block = (budget / (XI * g.c_in.max(g.c_out) * tiles[1])).clamp(1, tiles[0]);
-    let most = rows_per_block * tiles[1];
+    let tiles = Tiles {
+        y: ho.div_ceil(2),
+        x: wo.div_ceil(2),
+    };
+    let all_rows = n_img * tiles.y;
+    let rows_per_block = (budget / (XI * g.c_in.max(g.c_out) * tiles.x)).clamp(1, all_rows.max(1));
+    let most = rows_per_block * tiles.x;
     let mut v = Scratch::new(g.c_in * XI * most);
     let mut m = Scratch::new(g.c_out * XI * most);
-    for ty0 in (0..tiles[0]).step_by(rows_per_block) {
-        let rows = ty0..(ty0 + rows_per_block).min(tiles[0]);
-        let t = rows.len() * tiles[1];
+    for first in (0..all_rows).step_by(rows_per_block) {
+        let block = first..(first + rows_per_block).min(all_rows);
+        let t = block.len() * tiles.x;
         let (v, m) = (&mut v[..g.c_in * XI * t], &mut m[..g.c_out * XI * t]);
         let input = |(ci, dst): (usize, &mut [f32])| {
-            let plane = &image[ci * g.h_in * g.w_in..][..g.h_in * g.w_in];
-            transform_input(plane, g, tiles[1], rows.clone(), dst);
+            transform_input(images, ci, g, tiles, block.clone(), dst);
         };
         if parallel {
             v.par_chunks_mut(XI * t).enumerate().for_each(input);
@@ -166,37 +178,47 @@ fn conv_in_blocks(
                 1,
             );
         }
-        let output = |(src, plane): (&[f32], &mut [f32])| {
-            transform_output(src, t, [ho, wo], tiles[1], rows.clone(), plane);
+        // Output plane `p` is channel `p % Cout` of image `p / Cout`.
+        let output = |(p, plane): (usize, &mut [f32])| {
+            let src = &m[(p % g.c_out) * XI * t..][..XI * t];
+            transform_output(src, [ho, wo], tiles, block.clone(), p / g.c_out, plane);
         };
         if parallel {
-            m.par_chunks(XI * t)
-                .zip(out.par_chunks_mut(ho * wo))
-                .for_each(output);
+            out.par_chunks_mut(plane_out).enumerate().for_each(output);
         } else {
-            m.chunks(XI * t)
-                .zip(out.chunks_mut(ho * wo))
-                .for_each(output);
+            out.chunks_mut(plane_out).enumerate().for_each(output);
         }
     }
 }
 
-/// `V[ξ][tile]` (`dst`, `XI` rows of the block's tiles) of one input plane for tile rows `rows`:
-/// `Bᵀ d B` of each 4x4 block `d` of the zero-padded plane at `(2ty, 2tx)`.
+/// Output tiles (2x2 each) per column and per row of an output plane.
+#[derive(Clone, Copy)]
+struct Tiles {
+    y: usize,
+    x: usize,
+}
+
+/// `V[ξ][tile]` (`dst`, `XI` rows of the block's tiles) of input channel `ci` for the tile rows
+/// `block` of the sequence over all images (row `r` = tile row `r % tiles.y` of image
+/// `r / tiles.y`): `Bᵀ d B` of each 4x4 block `d` of the zero-padded plane at `(2ty, 2tx)`.
 fn transform_input(
-    plane: &[f32],
+    images: &[f32],
+    ci: usize,
     g: &Conv2dGeom,
-    tiles_x: usize,
-    rows: std::ops::Range<usize>,
+    tiles: Tiles,
+    block: std::ops::Range<usize>,
     dst: &mut [f32],
 ) {
-    let t = rows.len() * tiles_x;
+    let t = block.len() * tiles.x;
     let [ph, pw] = g.padding;
-    let width = 2 * tiles_x + 2;
+    let width = 2 * tiles.x + 2;
+    let hw = g.h_in * g.w_in;
     // The 4 padded input rows of a tile row, zero outside the image, and Bᵀ applied to them.
     let mut buf = vec![0.0f32; 4 * width];
     let mut col = vec![0.0f32; 4 * width];
-    for (k, ty) in rows.enumerate() {
+    for (k, r) in block.enumerate() {
+        let (img, ty) = (r / tiles.y, r % tiles.y);
+        let plane = &images[(img * g.c_in + ci) * hw..][..hw];
         for (i, row) in buf.chunks_mut(width).enumerate() {
             row.fill(0.0);
             let Some(y) = (2 * ty + i).checked_sub(ph).filter(|&y| y < g.h_in) else {
@@ -226,14 +248,14 @@ fn transform_input(
         // B on the columns of each tile.
         for i in 0..4 {
             let row = &col[i * width..][..width];
-            for tx in 0..tiles_x {
+            for tx in 0..tiles.x {
                 let [a, b, c, e] = [
                     row[2 * tx],
                     row[2 * tx + 1],
                     row[2 * tx + 2],
                     row[2 * tx + 3],
                 ];
-                let at = k * tiles_x + tx;
+                let at = k * tiles.x + tx;
                 dst[(i * 4) * t + at] = a - c;
                 dst[(i * 4 + 1) * t + at] = b + c;
                 dst[(i * 4 + 2) * t + at] = c - b;
@@ -243,19 +265,23 @@ fn transform_input(
     }
 }
 
-/// `Aᵀ m A` of each tile of one output channel (`src` = `M[ξ][tile]`, `XI` rows of `t`), written
-/// to the output plane `[ho][wo]` for tile rows `rows` (outputs past the plane's edge dropped).
+/// `Aᵀ m A` of each tile of one output channel of image `img` (`src` = `M[ξ][tile]` of the block
+/// `block`, `XI` rows), written to that channel's plane `[ho][wo]` (outputs past its edge
+/// dropped); the block's rows of other images are skipped.
 fn transform_output(
     src: &[f32],
-    t: usize,
     [ho, wo]: [usize; 2],
-    tiles_x: usize,
-    rows: std::ops::Range<usize>,
+    tiles: Tiles,
+    block: std::ops::Range<usize>,
+    img: usize,
     plane: &mut [f32],
 ) {
-    for (k, ty) in rows.enumerate() {
-        let m = |xi: usize, tx: usize| src[xi * t + k * tiles_x + tx];
-        for tx in 0..tiles_x {
+    let t = block.len() * tiles.x;
+    let mine = img * tiles.y..(img + 1) * tiles.y;
+    for r in block.start.max(mine.start)..block.end.min(mine.end) {
+        let (k, ty) = (r - block.start, r - mine.start);
+        let m = |xi: usize, tx: usize| src[xi * t + k * tiles.x + tx];
+        for tx in 0..tiles.x {
             // Aᵀ on the rows (i), then A on the columns (j): [a0+a1+a2, a1−a2−a3].
             let p: [[f32; 2]; 4] = std::array::from_fn(|i| {
                 let [a0, a1, a2, a3] = [
@@ -333,11 +359,15 @@ mod tests {
     }
 
     /// Against the definition: paddings 0-2 on odd and even, non-square planes (ragged last
-    /// tiles), one block of tile rows and one row per block, serial and split over threads
-    /// (bit for bit alike).
+    /// tiles), two images in one block and one tile row per block, serial and split over
+    /// threads (bit for bit alike).
     #[test]
     fn matches_the_definition_and_does_not_depend_on_blocks_or_threads() {
-        for (c_in, c_out, h, w, pad) in [(64, 96, 9, 7, 1), (96, 64, 6, 8, 0), (64, 100, 5, 4, 2)] {
+        for (c_in, c_out, h, w, pad) in [
+            (64, 96, 13, 12, 1),
+            (96, 64, 15, 14, 0),
+            (64, 100, 11, 10, 2),
+        ] {
             let g = Conv2dGeom {
                 batch: 2,
                 c_in,
@@ -356,15 +386,21 @@ mod tests {
             let (want, mag) = reference(&g, &x, &wt);
             let (in_img, out_img) = (g.x_len() / 2, g.y_len() / 2);
             let mut first: Option<Vec<f32>> = None;
+            // Both images in one call (one block spanning both, then one tile row per block),
+            // and each image alone split over threads.
             for (budget, parallelism) in [
                 (BLOCK_BUDGET, Parallelism::None),
                 (1, Parallelism::None),
                 (1, Parallelism::Rayon(2)),
             ] {
                 let mut got = vec![f32::NAN; g.y_len()];
-                for (img, out) in got.chunks_mut(out_img).enumerate() {
-                    let image = &x[img * in_img..][..in_img];
-                    conv_in_blocks(&u, &g, image, out, parallelism, budget);
+                if matches!(parallelism, Parallelism::None) {
+                    conv_in_blocks(&u, &g, &x, &mut got, parallelism, budget);
+                } else {
+                    for (img, out) in got.chunks_mut(out_img).enumerate() {
+                        let image = &x[img * in_img..][..in_img];
+                        conv_in_blocks(&u, &g, image, out, parallelism, budget);
+                    }
                 }
                 for (i, ((&a, &b), &m)) in got.iter().zip(&want).zip(&mag).enumerate() {
                     let err = (f64::from(a) - b).abs();
@@ -386,8 +422,8 @@ mod tests {
         let g = Conv2dGeom {
             batch: 1,
             c_in: 64,
-            h_in: 8,
-            w_in: 8,
+            h_in: 12,
+            w_in: 12,
             c_out: 96,
             kernel: [3, 3],
             stride: [1, 1],
@@ -418,5 +454,12 @@ mod tests {
             padding: [3, 3],
             ..g
         }));
+        assert!(
+            !suits(&Conv2dGeom {
+                padding: [0, 0],
+                ..g
+            }),
+            "a 10x10 output"
+        );
     }
 }
