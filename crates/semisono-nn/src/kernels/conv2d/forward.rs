@@ -105,8 +105,10 @@ pub fn conv2d_forward_with(g: &Conv2dGeom, x: &[f32], w: &[f32], epilogue: &Epil
     parts.into_par_iter().for_each(|(r, ys)| match &plan {
         Plan::Winograd(u) => {
             let in_img = g.x_len() / g.batch;
-            winograd::conv(u, g, &x[r.start * in_img..r.end * in_img], ys, parallelism);
-            epilogue.apply(ys, g.c_out, g.plane_out());
+            for (img, out) in r.zip(ys.chunks_mut(per_img)) {
+                winograd::conv(u, g, &x[img * in_img..][..in_img], out, parallelism);
+                epilogue.apply(out, g.c_out, g.plane_out());
+            }
         }
         Plan::WideGrid(taps) => shifted(g, x, taps, r, ys, parallelism, epilogue),
         Plan::Im2col => {

@@ -30,9 +30,10 @@ const BLOCK_BUDGET: usize = 2 << 20;
 const MIN_CHANNELS: usize = 64;
 const MIN_CHANNELS_BOTH: usize = 160;
 /// Smallest output plane (Ho·Wo) that takes this path. The weights' transform (16/9 of them, once
-/// per call) and the thin GEMMs do not pay below it: batch 8 on two threads, 512 -> 512 at 4x4 ran
-/// 1.6-4x the time of the kernels it replaces, 208 -> 208 at 7x7 and 256 -> 256 at 8x8 about
-/// even, a lone 8x8 image 1.7-2.4x; 14x14 (Res2Net-101's third stage) 0.65-0.9x.
+/// per call) and the thin per-image GEMMs do not pay below it: batch 8 on two threads, 512 -> 512
+/// at 4x4 ran 1.6-4x the time of the kernels it replaces (also with one GEMM spanning several
+/// images), 208 -> 208 at 7x7 and 256 -> 256 at 8x8 about even, a lone 8x8 image 1.7-2.4x;
+/// 14x14 (Res2Net-101's third stage) 0.65-0.9x.
 const MIN_PLANE: usize = 12 * 12;
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
@@ -105,55 +106,49 @@ impl Transformed {
     }
 }
 
-/// Images `images[n][Cin][H][W]` to `out[n][Cout][Ho][Wo]` (overwritten). The tile rows of all
-/// the images form one sequence, cut into blocks: on small planes one GEMM spans several images.
-/// With `Parallelism::Rayon` (an image alone) the transforms and GEMMs are split over rayon;
+/// One image: `out[Cout][Ho][Wo]` (overwritten) from `image[Cin][H][W]`. With
+/// `Parallelism::Rayon` (the image alone) its transforms and GEMMs are split over rayon;
 /// otherwise all run on this thread.
 pub(super) fn conv(
     u: &Transformed,
     g: &Conv2dGeom,
-    images: &[f32],
+    image: &[f32],
     out: &mut [f32],
     parallelism: Parallelism,
 ) {
-    conv_in_blocks(u, g, images, out, parallelism, BLOCK_BUDGET);
+    conv_in_blocks(u, g, image, out, parallelism, BLOCK_BUDGET);
 }
 
 /// [`conv`] with tile rows in blocks of at most `budget` transformed values (at least one row).
 fn conv_in_blocks(
     u: &Transformed,
     g: &Conv2dGeom,
-    images: &[f32],
+    image: &[f32],
     out: &mut [f32],
     parallelism: Parallelism,
     budget: usize,
 ) {
     assert!(suits(g) && u.c_in == g.c_in && u.c_out == g.c_out);
     let [ho, wo] = g.out_hw();
-    let (in_img, plane_out) = (g.c_in * g.h_in * g.w_in, ho * wo);
-    let n_img = images.len() / in_img;
-    assert_eq!(images.len(), n_img * in_img, "winograd: image length");
     assert_eq!(
-        out.len(),
-        n_img * g.c_out * plane_out,
-        "winograd: output length"
+        image.len(),
+        g.c_in * g.h_in * g.w_in,
+        "winograd: image length"
     );
+    assert_eq!(out.len(), g.c_out * ho * wo, "winograd: output length");
     let parallel = matches!(parallelism, Parallelism::Rayon(_));
-    let tiles = Tiles {
-        y: ho.div_ceil(2),
-        x: wo.div_ceil(2),
-    };
-    let all_rows = n_img * tiles.y;
-    let rows_per_block = (budget / (XI * g.c_in.max(g.c_out) * tiles.x)).clamp(1, all_rows.max(1));
-    let most = rows_per_block * tiles.x;
+    let tiles = [ho.div_ceil(2), wo.div_ceil(2)];
+    let rows_per_block = (budget / (XI * g.c_in.max(g.c_out) * tiles[1])).clamp(1, tiles[0]);
+    let most = rows_per_block * tiles[1];
     let mut v = Scratch::new(g.c_in * XI * most);
     let mut m = Scratch::new(g.c_out * XI * most);
-    for first in (0..all_rows).step_by(rows_per_block) {
-        let block = first..(first + rows_per_block).min(all_rows);
-        let t = block.len() * tiles.x;
+    for ty0 in (0..tiles[0]).step_by(rows_per_block) {
+        let rows = ty0..(ty0 + rows_per_block).min(tiles[0]);
+        let t = rows.len() * tiles[1];
         let (v, m) = (&mut v[..g.c_in * XI * t], &mut m[..g.c_out * XI * t]);
         let input = |(ci, dst): (usize, &mut [f32])| {
-            transform_input(images, ci, g, tiles, block.clone(), dst);
+            let plane = &image[ci * g.h_in * g.w_in..][..g.h_in * g.w_in];
+            transform_input(plane, g, tiles[1], rows.clone(), dst);
         };
         if parallel {
             v.par_chunks_mut(XI * t).enumerate().for_each(input);
@@ -178,47 +173,37 @@ fn conv_in_blocks(
                 1,
             );
         }
-        // Output plane `p` is channel `p % Cout` of image `p / Cout`.
-        let output = |(p, plane): (usize, &mut [f32])| {
-            let src = &m[(p % g.c_out) * XI * t..][..XI * t];
-            transform_output(src, [ho, wo], tiles, block.clone(), p / g.c_out, plane);
+        let output = |(src, plane): (&[f32], &mut [f32])| {
+            transform_output(src, t, [ho, wo], tiles[1], rows.clone(), plane);
         };
         if parallel {
-            out.par_chunks_mut(plane_out).enumerate().for_each(output);
+            m.par_chunks(XI * t)
+                .zip(out.par_chunks_mut(ho * wo))
+                .for_each(output);
         } else {
-            out.chunks_mut(plane_out).enumerate().for_each(output);
+            m.chunks(XI * t)
+                .zip(out.chunks_mut(ho * wo))
+                .for_each(output);
         }
     }
 }
 
-/// Output tiles (2x2 each) per column and per row of an output plane.
-#[derive(Clone, Copy)]
-struct Tiles {
-    y: usize,
-    x: usize,
-}
-
-/// `V[ξ][tile]` (`dst`, `XI` rows of the block's tiles) of input channel `ci` for the tile rows
-/// `block` of the sequence over all images (row `r` = tile row `r % tiles.y` of image
-/// `r / tiles.y`): `Bᵀ d B` of each 4x4 block `d` of the zero-padded plane at `(2ty, 2tx)`.
+/// `V[ξ][tile]` (`dst`, `XI` rows of the block's tiles) of one input plane for tile rows `rows`:
+/// `Bᵀ d B` of each 4x4 block `d` of the zero-padded plane at `(2ty, 2tx)`.
 fn transform_input(
-    images: &[f32],
-    ci: usize,
+    plane: &[f32],
     g: &Conv2dGeom,
-    tiles: Tiles,
-    block: std::ops::Range<usize>,
+    tiles_x: usize,
+    rows: std::ops::Range<usize>,
     dst: &mut [f32],
 ) {
-    let t = block.len() * tiles.x;
+    let t = rows.len() * tiles_x;
     let [ph, pw] = g.padding;
-    let width = 2 * tiles.x + 2;
-    let hw = g.h_in * g.w_in;
+    let width = 2 * tiles_x + 2;
     // The 4 padded input rows of a tile row, zero outside the image, and Bᵀ applied to them.
     let mut buf = vec![0.0f32; 4 * width];
     let mut col = vec![0.0f32; 4 * width];
-    for (k, r) in block.enumerate() {
-        let (img, ty) = (r / tiles.y, r % tiles.y);
-        let plane = &images[(img * g.c_in + ci) * hw..][..hw];
+    for (k, ty) in rows.enumerate() {
         for (i, row) in buf.chunks_mut(width).enumerate() {
             row.fill(0.0);
             let Some(y) = (2 * ty + i).checked_sub(ph).filter(|&y| y < g.h_in) else {
@@ -248,14 +233,14 @@ fn transform_input(
         // B on the columns of each tile.
         for i in 0..4 {
             let row = &col[i * width..][..width];
-            for tx in 0..tiles.x {
+            for tx in 0..tiles_x {
                 let [a, b, c, e] = [
                     row[2 * tx],
                     row[2 * tx + 1],
                     row[2 * tx + 2],
                     row[2 * tx + 3],
                 ];
-                let at = k * tiles.x + tx;
+                let at = k * tiles_x + tx;
                 dst[(i * 4) * t + at] = a - c;
                 dst[(i * 4 + 1) * t + at] = b + c;
                 dst[(i * 4 + 2) * t + at] = c - b;
@@ -265,23 +250,19 @@ fn transform_input(
     }
 }
 
-/// `Aᵀ m A` of each tile of one output channel of image `img` (`src` = `M[ξ][tile]` of the block
-/// `block`, `XI` rows), written to that channel's plane `[ho][wo]` (outputs past its edge
-/// dropped); the block's rows of other images are skipped.
+/// `Aᵀ m A` of each tile of one output channel (`src` = `M[ξ][tile]`, `XI` rows of `t`), written
+/// to the output plane `[ho][wo]` for tile rows `rows` (outputs past the plane's edge dropped).
 fn transform_output(
     src: &[f32],
+    t: usize,
     [ho, wo]: [usize; 2],
-    tiles: Tiles,
-    block: std::ops::Range<usize>,
-    img: usize,
+    tiles_x: usize,
+    rows: std::ops::Range<usize>,
     plane: &mut [f32],
 ) {
-    let t = block.len() * tiles.x;
-    let mine = img * tiles.y..(img + 1) * tiles.y;
-    for r in block.start.max(mine.start)..block.end.min(mine.end) {
-        let (k, ty) = (r - block.start, r - mine.start);
-        let m = |xi: usize, tx: usize| src[xi * t + k * tiles.x + tx];
-        for tx in 0..tiles.x {
+    for (k, ty) in rows.enumerate() {
+        let m = |xi: usize, tx: usize| src[xi * t + k * tiles_x + tx];
+        for tx in 0..tiles_x {
             // Aᵀ on the rows (i), then A on the columns (j): [a0+a1+a2, a1−a2−a3].
             let p: [[f32; 2]; 4] = std::array::from_fn(|i| {
                 let [a0, a1, a2, a3] = [
@@ -359,8 +340,8 @@ mod tests {
     }
 
     /// Against the definition: paddings 0-2 on odd and even, non-square planes (ragged last
-    /// tiles), two images in one block and one tile row per block, serial and split over
-    /// threads (bit for bit alike).
+    /// tiles), one block of tile rows and one row per block, serial and split over threads
+    /// (bit for bit alike).
     #[test]
     fn matches_the_definition_and_does_not_depend_on_blocks_or_threads() {
         for (c_in, c_out, h, w, pad) in [
@@ -386,21 +367,15 @@ mod tests {
             let (want, mag) = reference(&g, &x, &wt);
             let (in_img, out_img) = (g.x_len() / 2, g.y_len() / 2);
             let mut first: Option<Vec<f32>> = None;
-            // Both images in one call (one block spanning both, then one tile row per block),
-            // and each image alone split over threads.
             for (budget, parallelism) in [
                 (BLOCK_BUDGET, Parallelism::None),
                 (1, Parallelism::None),
                 (1, Parallelism::Rayon(2)),
             ] {
                 let mut got = vec![f32::NAN; g.y_len()];
-                if matches!(parallelism, Parallelism::None) {
-                    conv_in_blocks(&u, &g, &x, &mut got, parallelism, budget);
-                } else {
-                    for (img, out) in got.chunks_mut(out_img).enumerate() {
-                        let image = &x[img * in_img..][..in_img];
-                        conv_in_blocks(&u, &g, image, out, parallelism, budget);
-                    }
+                for (img, out) in got.chunks_mut(out_img).enumerate() {
+                    let image = &x[img * in_img..][..in_img];
+                    conv_in_blocks(&u, &g, image, out, parallelism, budget);
                 }
                 for (i, ((&a, &b), &m)) in got.iter().zip(&want).zip(&mag).enumerate() {
                     let err = (f64::from(a) - b).abs();
