@@ -111,6 +111,8 @@ fn cases() -> Vec<Case> {
         case([2, 24, 14, 14], [16, 24, 3, 3], [1, 1], [1, 1], [1, 1]),
         // 576 × 4096 floats of im2col per image: more than one buffer per thread's chunk.
         case([3, 64, 64, 64], [8, 64, 3, 3], [1, 1], [1, 1], [1, 1]),
+        // Winograd weight gradient (3x3 stride 1, >= 32 channels each side, a 16x16 plane).
+        case([2, 32, 17, 16], [40, 32, 3, 3], [1, 1], [1, 1], [1, 1]),
     ]
 }
 
@@ -237,20 +239,26 @@ fn conv_op_matches_burn_conv2d_under_autodiff() {
 /// so training is bit-identical on machines with different core counts.
 #[test]
 fn weight_gradient_is_bit_identical_on_any_thread_count() {
-    let c = case([8, 16, 32, 32], [16, 16, 3, 3], [1, 1], [1, 1], [1, 1]);
-    let g = c.p.geom(c.x, c.w);
-    let x = random(g.x_len(), 7);
-    let dy = random(g.y_len(), 8);
-    let dw =
-        |threads| kernels::with_threads(threads, || kernels::conv2d::conv2d_w_grad(&g, &x, &dy));
-    let one = dw(1);
-    for threads in [2, 3, 5] {
-        assert!(
-            one.iter()
-                .zip(dw(threads))
-                .all(|(a, b)| a.to_bits() == b.to_bits()),
-            "{threads} threads"
-        );
+    // The tap GEMMs, then Winograd.
+    for c in [
+        case([8, 16, 32, 32], [16, 16, 3, 3], [1, 1], [1, 1], [1, 1]),
+        case([4, 32, 16, 16], [32, 32, 3, 3], [1, 1], [1, 1], [1, 1]),
+    ] {
+        let g = c.p.geom(c.x, c.w);
+        let x = random(g.x_len(), 7);
+        let dy = random(g.y_len(), 8);
+        let dw = |threads| {
+            kernels::with_threads(threads, || kernels::conv2d::conv2d_w_grad(&g, &x, &dy))
+        };
+        let one = dw(1);
+        for threads in [2, 3, 5] {
+            assert!(
+                one.iter()
+                    .zip(dw(threads))
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{g:?}: {threads} threads"
+            );
+        }
     }
 }
 

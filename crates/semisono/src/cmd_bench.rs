@@ -121,7 +121,7 @@ pub struct BenchArgs {
     /// Measured repetitions per op (after --warmup untimed ones); the median is reported.
     #[arg(long, default_value_t = 10, help_heading = "Per-op breakdown")]
     pub ops_reps: usize,
-    /// With --train / --infer: time every convolution shape and pass over the measured steps
+    /// With --train / --infer / --unet: time every convolution shape and pass over the measured steps
     /// (forward, input and weight gradient; ms per step and GFLOP/s) and print the 25 largest.
     #[arg(long, help_heading = "Training and inference")]
     pub conv_profile: bool,
@@ -223,8 +223,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if let Some(case) = &args.child {
         return run_child(&args, case);
     }
-    if args.conv_profile && !(args.train || args.infer) {
-        return Err(bad_input!("--conv-profile goes with --train or --infer"));
+    if args.conv_profile && !(args.train || args.infer || args.unet) {
+        return Err(bad_input!(
+            "--conv-profile goes with --train, --infer or --unet"
+        ));
     }
     if args.ops || args.unet {
         if args.train || args.infer || (args.ops && args.unet) {

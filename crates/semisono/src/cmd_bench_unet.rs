@@ -1,11 +1,12 @@
 //! `semisono bench --unet`: issue 5's reference network (U-Net on a ResNet-18 encoder, batch 8 x 3
 //! x 128², pixel cross-entropy, Adam): training step, inference forward and ResNet-18 input-gradient
 //! saliency, medians over the measured repetitions, each case in a child process of its own for its
-//! peak memory. `bench/torch_unet.py` runs the same three in PyTorch and prints the ratios.
+//! peak memory. `bench/torch_unet.py` runs the same three in PyTorch and prints the ratios. With
+//! `--conv-profile` each case also times its convolutions per shape and pass.
 
 use anyhow::{Context, Result};
 use semisono_train::bench::unet::{time_unet, UnetBenchOptions, UnetCase};
-use semisono_train::bench::{mem, Timings};
+use semisono_train::bench::{conv_profile, mem, Timings};
 use semisono_train::methods;
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +14,7 @@ use crate::bad_input;
 use crate::cmd_bench::{
     cores, fmt_load, loadavg, mib, run_in_child, write_json, BenchArgs, Report, RESULT_TAG,
 };
+use crate::cmd_bench_profile::{self, ConvProfileRow};
 
 /// What one case measured, as printed and as written to `--json` (the PyTorch script writes the
 /// same fields).
@@ -31,6 +33,9 @@ pub struct UnetCaseResult {
     pub cores_used: Option<f64>,
     pub base_rss_mib: Option<f64>,
     pub peak_rss_mib: Option<f64>,
+    /// With `--conv-profile`: the convolutions per shape and pass, per measured repetition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conv_profile: Option<Vec<ConvProfileRow>>,
 }
 
 fn options(args: &BenchArgs) -> UnetBenchOptions {
@@ -74,6 +79,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if let Some(t) = args.threads {
         child_args.extend(["--threads".into(), t.to_string()]);
     }
+    if args.conv_profile {
+        child_args.push("--conv-profile".into());
+    }
     let cases = UnetCase::ALL
         .into_iter()
         .map(|case| run_in_child(&format!("unet:{}", case.name()), &child_args))
@@ -111,6 +119,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             opt(r.base_rss_mib, 0)
         );
     }
+    for r in &report.cases {
+        if let Some(rows) = &r.conv_profile {
+            cmd_bench_profile::print(&format!("unet:{}", r.case), rows, r.mean_s, 25);
+        }
+    }
     write_json(args.json.as_deref(), &report)
 }
 
@@ -128,8 +141,11 @@ pub fn run_child(args: &BenchArgs, name: &str) -> Result<()> {
     let base_rss = mem::current_rss_bytes();
     let o = options(args);
     let label = format!("  unet:{name}");
+    conv_profile::set_enabled(args.conv_profile);
     let timings: Timings = time_unet(case, &o, &device, |i, warm, secs| {
         let (what, k, n) = if warm {
+            // Only the measured repetitions count.
+            conv_profile::reset();
             ("warm-up", i + 1, o.warmup)
         } else {
             ("measured", i + 1 - o.warmup, o.reps)
@@ -150,6 +166,7 @@ pub fn run_child(args: &BenchArgs, name: &str) -> Result<()> {
         measured_s: timings.measured_s,
         base_rss_mib: mib(base_rss),
         peak_rss_mib: mib(mem::peak_rss_bytes()),
+        conv_profile: args.conv_profile.then(|| cmd_bench_profile::rows(o.reps)),
     };
     println!("{RESULT_TAG}{}", serde_json::to_string(&result)?);
     Ok(())

@@ -21,9 +21,9 @@ use super::{matmul, Conv2dGeom};
 use crate::kernels::Scratch;
 
 /// Values per transformed tile (4x4).
-const XI: usize = 16;
+pub(super) const XI: usize = 16;
 /// Floats of transformed input or output one block of tiles may take (16 MiB in all).
-const BLOCK_BUDGET: usize = 2 << 20;
+pub(super) const BLOCK_BUDGET: usize = 2 << 20;
 /// Fewest input and output channels that take this path, and fewest of both together: with
 /// fewer, the transforms' passes over memory cost about what the multiplications save (64 -> 64
 /// at 32² and 64² measured 0.92-1.0x the direct kernel's speed, 96 -> 64 1.4x; docs/benchmarks.md).
@@ -35,6 +35,16 @@ const MIN_CHANNELS_BOTH: usize = 160;
 /// images), 208 -> 208 at 7x7 and 256 -> 256 at 8x8 about even, a lone 8x8 image 1.7-2.4x;
 /// 14x14 (Res2Net-101's third stage) 0.65-0.9x.
 const MIN_PLANE: usize = 12 * 12;
+
+/// Floats between one channel's transformed tiles and the next's beyond their 16 rows.
+pub(super) const PAD: usize = 16;
+
+/// `t` rounded up to an odd multiple of 16 floats (64 bytes). Rows a power of two apart (a 64x64
+/// plane has 1024 tiles) map to the same few L1 sets: the transforms write 16 such rows at once
+/// and the GEMMs' packing reads 64, and both ran at a fraction of their speed.
+pub(super) fn padded(t: usize) -> usize {
+    t.div_ceil(32) * 32 + 16
+}
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
 
@@ -139,21 +149,24 @@ fn conv_in_blocks(
     let parallel = matches!(parallelism, Parallelism::Rayon(_));
     let tiles = [ho.div_ceil(2), wo.div_ceil(2)];
     let rows_per_block = (budget / (XI * g.c_in.max(g.c_out) * tiles[1])).clamp(1, tiles[0]);
-    let most = rows_per_block * tiles[1];
-    let mut v = Scratch::new(g.c_in * XI * most);
-    let mut m = Scratch::new(g.c_out * XI * most);
+    let most = padded(rows_per_block * tiles[1]);
+    let mut v = Scratch::new(g.c_in * (XI * most + PAD));
+    let mut m = Scratch::new(g.c_out * (XI * most + PAD));
     for ty0 in (0..tiles[0]).step_by(rows_per_block) {
         let rows = ty0..(ty0 + rows_per_block).min(tiles[0]);
         let t = rows.len() * tiles[1];
-        let (v, m) = (&mut v[..g.c_in * XI * t], &mut m[..g.c_out * XI * t]);
+        // ξ rows `ts` apart, channels `cs` apart: see [`padded`].
+        let ts = padded(t);
+        let cs = XI * ts + PAD;
+        let (v, m) = (&mut v[..g.c_in * cs], &mut m[..g.c_out * cs]);
         let input = |(ci, dst): (usize, &mut [f32])| {
             let plane = &image[ci * g.h_in * g.w_in..][..g.h_in * g.w_in];
-            transform_input(plane, g, tiles[1], rows.clone(), dst);
+            transform_input(plane, g, tiles[1], rows.clone(), ts, dst);
         };
         if parallel {
-            v.par_chunks_mut(XI * t).enumerate().for_each(input);
+            v.par_chunks_mut(cs).enumerate().for_each(input);
         } else {
-            v.chunks_mut(XI * t).enumerate().for_each(input);
+            v.chunks_mut(cs).enumerate().for_each(input);
         }
         for xi in 0..XI {
             // M_ξ[Cout, t] = U_ξ[Cout, Cin] · V_ξ[Cin, t]
@@ -162,42 +175,41 @@ fn conv_in_blocks(
                 g.c_out,
                 t,
                 g.c_in,
-                &mut m[xi * t..],
-                XI * t,
+                &mut m[xi * ts..],
+                cs,
                 false,
                 &u.data[xi * g.c_in..],
                 XI * g.c_in,
                 1,
-                &v[xi * t..],
-                XI * t,
+                &v[xi * ts..],
+                cs,
                 1,
             );
         }
         let output = |(src, plane): (&[f32], &mut [f32])| {
-            transform_output(src, t, [ho, wo], tiles[1], rows.clone(), plane);
+            transform_output(src, ts, [ho, wo], tiles[1], rows.clone(), plane);
         };
         if parallel {
-            m.par_chunks(XI * t)
+            m.par_chunks(cs)
                 .zip(out.par_chunks_mut(ho * wo))
                 .for_each(output);
         } else {
-            m.chunks(XI * t)
-                .zip(out.chunks_mut(ho * wo))
-                .for_each(output);
+            m.chunks(cs).zip(out.chunks_mut(ho * wo)).for_each(output);
         }
     }
 }
 
-/// `V[ξ][tile]` (`dst`, `XI` rows of the block's tiles) of one input plane for tile rows `rows`:
-/// `Bᵀ d B` of each 4x4 block `d` of the zero-padded plane at `(2ty, 2tx)`.
-fn transform_input(
+/// `V[ξ][tile]` (`dst`, `XI` rows `stride` apart of the block's tiles) of one input plane for
+/// tile rows `rows`: `Bᵀ d B` of each 4x4 block `d` of the zero-padded plane at `(2ty, 2tx)`.
+pub(super) fn transform_input(
     plane: &[f32],
     g: &Conv2dGeom,
     tiles_x: usize,
     rows: std::ops::Range<usize>,
+    stride: usize,
     dst: &mut [f32],
 ) {
-    let t = rows.len() * tiles_x;
+    let t = stride;
     let [ph, pw] = g.padding;
     let width = 2 * tiles_x + 2;
     // The 4 padded input rows of a tile row, zero outside the image, and Bᵀ applied to them.
@@ -250,7 +262,7 @@ fn transform_input(
     }
 }
 
-/// `Aᵀ m A` of each tile of one output channel (`src` = `M[ξ][tile]`, `XI` rows of `t`), written
+/// `Aᵀ m A` of each tile of one output channel (`src` = `M[ξ][tile]`, `XI` rows `t` apart), written
 /// to the output plane `[ho][wo]` for tile rows `rows` (outputs past the plane's edge dropped).
 fn transform_output(
     src: &[f32],
