@@ -290,6 +290,14 @@ pub mod unet;
 
 /// What the 3x3 / stride-1 convolutions run in this process (e.g. "winograd 3x3 + direct (AVX-512)").
 pub use semisono_nn::kernels::conv2d::conv_kernel_name;
+/// Whether training on the default device recomputes memory-bound ops in the backward (gradient
+/// checkpointing, see [`crate::methods::cpu_device`]).
+pub fn gradient_checkpointing() -> bool {
+    crate::methods::default_device()
+        .gradient_checkpointing_strategy()
+        .is_some_and(|s| s == burn::tensor::GradientCheckpointingStrategy::Balanced)
+}
+
 /// Time per convolution shape and pass (`bench --conv-profile`).
 pub use semisono_nn::kernels::profile as conv_profile;
 

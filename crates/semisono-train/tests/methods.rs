@@ -43,6 +43,17 @@ fn run_steps_with(
     steps: u64,
     edit: impl FnOnce(&mut TrainConfig),
 ) -> Vec<semisono_train::methods::StepLosses> {
+    run_steps_on(&methods::default_device(), method, task, steps, edit)
+}
+
+/// [`run_steps_with`] on `device`.
+fn run_steps_on(
+    device: &burn::tensor::Device,
+    method: &str,
+    task: Task,
+    steps: u64,
+    edit: impl FnOnce(&mut TrainConfig),
+) -> Vec<semisono_train::methods::StepLosses> {
     let dir = tempfile::tempdir().unwrap();
     let (ds, split) = write_toy(dir.path());
     let mut cfg = tiny_config(method, &ds, &split);
@@ -54,7 +65,7 @@ fn run_steps_with(
         LoaderConfig::from_config(&cfg),
     )
     .unwrap();
-    let mut m = methods::create(&cfg, &methods::default_device()).unwrap();
+    let mut m = methods::create(&cfg, device).unwrap();
     let losses = (1..=steps)
         .map(|t| {
             let l = m
@@ -128,6 +139,34 @@ fn hermes_three_steps() {
     assert!(l[2].get("cls_contrast").is_some(), "{:?}", l[2]);
     let seg_only = run_steps("hermes", Task::Segmentation, 1);
     assert!(seg_only[0].get("itc").is_none() && seg_only[0].get("seg_unsup").is_some());
+}
+
+/// Gradient checkpointing recomputes BatchNorm, ReLU and the other memory-bound ops in the
+/// backward from what it kept: every method's losses (so its gradients and updates) come out the
+/// same to the bit as when every activation is kept.
+#[test]
+fn gradient_checkpointing_trains_bit_identically() {
+    let kept = burn::tensor::Device::flex().autodiff();
+    let recomputed = kept.clone().gradient_checkpointing();
+    for method in semisono_train::config::METHODS {
+        let losses = |device| {
+            // The RNG is process-wide: no other test's draws between these steps.
+            let _alone = methods::exclusive();
+            run_steps_on(device, method, Task::Both, 3, |_| {})
+                .iter()
+                .map(|l| {
+                    format!(
+                        "{:?}",
+                        l.losses
+                            .iter()
+                            .map(|(k, v)| (k, v.to_bits()))
+                            .collect::<Vec<_>>()
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(losses(&kept), losses(&recomputed), "{method}");
+    }
 }
 
 #[test]

@@ -546,18 +546,30 @@ pub(crate) struct Report<C> {
     pub cores: usize,
     /// What the stride-1 convolutions ran (the children inherit this process's CPU and env).
     pub conv_kernel: &'static str,
+    /// Whether training recomputes memory-bound ops in the backward (`SEMISONO_CHECKPOINTING`).
+    pub gradient_checkpointing: bool,
     pub loadavg_start: Option<[f64; 3]>,
     pub loadavg_end: Option<[f64; 3]>,
     pub cases: Vec<C>,
 }
 
 impl<C> Report<C> {
+    /// "gradient checkpointing on" / "off", for the tables' first line.
+    pub fn checkpointing_label(&self) -> &'static str {
+        if self.gradient_checkpointing {
+            "gradient checkpointing on"
+        } else {
+            "gradient checkpointing off"
+        }
+    }
+
     /// The report of `cases`, begun at load average `loadavg_start`, ending now.
     pub fn new(loadavg_start: Option<[f64; 3]>, cases: Vec<C>) -> Self {
         Self {
             profile: build_profile(),
             cores: cores(),
             conv_kernel: semisono_train::bench::conv_kernel_name(),
+            gradient_checkpointing: bench::gradient_checkpointing(),
             loadavg_start,
             loadavg_end: loadavg(),
             cases,
@@ -722,10 +734,11 @@ fn sig3(v: f64) -> String {
 
 fn print_tables(report: &Report<CaseResult>) {
     println!(
-        "\n{} build, {} core(s), conv kernel {}, load average {} at start, {} at end",
+        "\n{} build, {} core(s), conv kernel {}, {}, load average {} at start, {} at end",
         report.profile,
         report.cores,
         report.conv_kernel,
+        report.checkpointing_label(),
         fmt_load(report.loadavg_start),
         fmt_load(report.loadavg_end)
     );

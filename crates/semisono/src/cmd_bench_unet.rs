@@ -88,12 +88,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         .collect::<Result<Vec<UnetCaseResult>>>()?;
     let report = Report::new(load_start, cases);
     println!(
-        "\n{} build, {} core(s), conv kernel {}, load average {} at start, {} at end\n\
+        "\n{} build, {} core(s), conv kernel {}, {}, load average {} at start, {} at end\n\
          U-Net on ResNet-18 (saliency: ResNet-18), batch {} x 3 x {}², ms\n\
          {:<9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
         report.profile,
         report.cores,
         report.conv_kernel,
+        report.checkpointing_label(),
         fmt_load(report.loadavg_start),
         fmt_load(report.loadavg_end),
         args.ops_batch,

@@ -3,19 +3,25 @@
 //! each on one thread (`mask_where` was 6.8% of the reference U-Net's training step in `perf`,
 //! docs/benchmarks.md). Here the forward is flex's own leaky ReLU and the backward one pass over
 //! all cores, `dx = x ≥ 0 ? dy : slope·dy` (Burn's convention at 0).
+//!
+//! Under gradient checkpointing both are memory-bound: their outputs are recomputed in the
+//! backward from their inputs instead of kept, so a convolution -> BatchNorm -> ReLU keeps only the
+//! convolution's output (two activations per layer otherwise, as in PyTorch).
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::retro_forward::RetroForward;
+use burn::backend::autodiff::checkpoint::state::BackwardStates;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::autodiff::Autodiff;
+use burn::backend::autodiff::{Autodiff, NodeId};
 use burn::backend::ops::ActivationOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Backend, Dispatch, Flex, TensorMetadata};
 use burn::tensor::{DType, Tensor};
 
-use super::collect_runs;
 use super::conv_op::{flex_tensor, on_flex, with_f32};
+use super::{checkpointing, collect_runs};
 
 /// The custom op; only flex and autodiff-over-flex implement it ([`leaky_relu`] routes nothing
 /// else here).
@@ -72,13 +78,43 @@ const RUN: usize = 1 << 15;
 #[derive(Debug)]
 struct ReluBackward;
 
-impl Backward<Flex, 1> for ReluBackward {
-    /// The forward's output (shared, not copied).
-    type State = FloatTensor<Flex>;
+/// What ReLU's backward reads its mask from: the output (shared, not copied), or with gradient
+/// checkpointing the input through the checkpointer (then ReLU is recomputed, not kept: the next
+/// convolution's saved input is the only copy, and it is recomputed too).
+#[derive(Clone, Debug)]
+enum ReluState {
+    Output(FloatTensor<Flex>),
+    Input(NodeId),
+}
 
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+/// ReLU rerun in the backward, under gradient checkpointing.
+#[derive(Debug)]
+struct RetroRelu {
+    input: NodeId,
+}
+
+impl RetroForward for RetroRelu {
+    fn forward(&self, states: &mut BackwardStates, out_node: NodeId) {
+        let x: FloatTensor<Flex> = states.get_state(&self.input);
+        states.save(out_node, Flex::fused_relu(x));
+    }
+}
+
+impl Backward<Flex, 1> for ReluBackward {
+    type State = ReluState;
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
         let dy = grads.consume::<Flex>(&ops.node);
-        let y = ops.state;
+        // Input and output are positive (or NaN) at the same places.
+        let y: FloatTensor<Flex> = match ops.state {
+            ReluState::Output(y) => y,
+            ReluState::Input(x) => checkpointer.retrieve_node_output(x),
+        };
         if let Some(node) = &ops.parents[0] {
             let shape = y.shape().to_vec();
             // Flex's relu_backward: the gradient where the output is positive or NaN.
@@ -103,13 +139,33 @@ impl Backward<Flex, 1> for ReluBackward {
 #[derive(Debug)]
 struct LeakyReluBackward;
 
-impl Backward<Flex, 1> for LeakyReluBackward {
-    /// The forward's input (shared, not copied) and the slope.
-    type State = (FloatTensor<Flex>, f32);
+/// Leaky ReLU rerun in the backward, under gradient checkpointing.
+#[derive(Debug)]
+struct RetroLeakyRelu {
+    input: NodeId,
+    slope: f64,
+}
 
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+impl RetroForward for RetroLeakyRelu {
+    fn forward(&self, states: &mut BackwardStates, out_node: NodeId) {
+        let x: FloatTensor<Flex> = states.get_state(&self.input);
+        states.save(out_node, Flex::leaky_relu(x, self.slope.into()));
+    }
+}
+
+impl Backward<Flex, 1> for LeakyReluBackward {
+    /// The forward's input through the checkpointer, and the slope.
+    type State = (NodeId, f32);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
         let dy = grads.consume::<Flex>(&ops.node);
         let (x, slope) = ops.state;
+        let x: FloatTensor<Flex> = checkpointer.retrieve_node_output(x);
         if let Some(node) = &ops.parents[0] {
             let shape = x.shape().to_vec();
             let dx = with_f32(&x, |x| with_f32(&dy, |dy| leaky_relu_grad(x, dy, slope)));
@@ -133,14 +189,32 @@ impl<C: CheckpointStrategy> LeakyReluBackend for Autodiff<Flex, C> {
         if x.primitive().dtype() != DType::F32 {
             return Autodiff::<Flex, C>::relu(x);
         }
+        if !checkpointing::<C>() {
+            return match ReluBackward
+                .prepare::<C>([x.node()])
+                .compute_bound()
+                .stateful()
+            {
+                OpsKind::Tracked(prep) => {
+                    let y = Flex::fused_relu(x.into_primitive());
+                    prep.finish(ReluState::Output(y.clone()), y)
+                }
+                OpsKind::UnTracked(prep) => prep.finish(Flex::fused_relu(x.into_primitive())),
+            };
+        }
         match ReluBackward
             .prepare::<C>([x.node()])
-            .compute_bound()
+            .memory_bound()
+            .retro_forward(RetroRelu { input: x.id() })
+            .parents([&x])
             .stateful()
         {
-            OpsKind::Tracked(prep) => {
-                let y = Flex::fused_relu(x.into_primitive());
-                prep.finish(y.clone(), y)
+            OpsKind::Tracked(mut prep) => {
+                let input = prep.checkpoint(&x);
+                prep.finish(
+                    ReluState::Input(input),
+                    Flex::fused_relu(x.into_primitive()),
+                )
             }
             OpsKind::UnTracked(prep) => prep.finish(Flex::fused_relu(x.into_primitive())),
         }
@@ -152,11 +226,16 @@ impl<C: CheckpointStrategy> LeakyReluBackend for Autodiff<Flex, C> {
         }
         match LeakyReluBackward
             .prepare::<C>([x.node()])
-            .compute_bound()
+            .memory_bound()
+            .retro_forward(RetroLeakyRelu {
+                input: x.id(),
+                slope,
+            })
+            .parents([&x])
             .stateful()
         {
-            OpsKind::Tracked(prep) => {
-                let state = (x.primitive().clone(), slope as f32);
+            OpsKind::Tracked(mut prep) => {
+                let state = (prep.checkpoint(&x), slope as f32);
                 prep.finish(state, Flex::leaky_relu(x.into_primitive(), slope.into()))
             }
             OpsKind::UnTracked(prep) => {

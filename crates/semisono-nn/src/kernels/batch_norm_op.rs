@@ -3,12 +3,19 @@
 //! update (Burn's: momentum 0.1, biased variance), but on flex the training forward is two read
 //! passes and one write, its backward one read and one write, and inference one write, all
 //! multi-threaded (Burn's generic op: two layout copies and ~10 single-threaded passes).
+//!
+//! Under gradient checkpointing (Burn's balanced strategy, the CPU training device) the training
+//! batch norm is memory-bound: its output is not kept but recomputed in the backward from the
+//! input and the forward's batch statistics ([`RetroBatchNorm`]), and its backward reads the input
+//! through the checkpointer. Without checkpointing the checkpointer simply keeps the input.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::retro_forward::RetroForward;
+use burn::backend::autodiff::checkpoint::state::BackwardStates;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::autodiff::Autodiff;
+use burn::backend::autodiff::{Autodiff, NodeId};
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Backend, Dispatch, Flex, TensorMetadata};
@@ -116,29 +123,64 @@ fn register<S, const N: usize>(
 #[derive(Debug)]
 struct BatchNormTrainBackward;
 
-/// The forward's input and γ (shared, not copied), the batch statistics and ε.
+/// The forward's input and γ through the checkpointer, the batch statistics and ε.
 #[derive(Clone, Debug)]
 struct TrainState {
-    x: FloatTensor<Flex>,
-    gamma: FloatTensor<Flex>,
+    x: NodeId,
+    gamma: NodeId,
     mean: Vec<f32>,
     var: Vec<f32>,
     epsilon: f32,
 }
 
+/// The forward rerun in the backward under gradient checkpointing, with the batch statistics of
+/// the forward (the same values a rerun of the statistics would give).
+#[derive(Debug)]
+struct RetroBatchNorm {
+    x: NodeId,
+    gamma: NodeId,
+    beta: NodeId,
+    mean: Vec<f32>,
+    var: Vec<f32>,
+    epsilon: f32,
+}
+
+impl RetroForward for RetroBatchNorm {
+    fn forward(&self, states: &mut BackwardStates, out_node: NodeId) {
+        // Each parent read exactly once: the checkpointer counts the reads it expects.
+        let x: FloatTensor<Flex> = states.get_state(&self.x);
+        let gamma: FloatTensor<Flex> = states.get_state(&self.gamma);
+        let beta: FloatTensor<Flex> = states.get_state(&self.beta);
+        let (scale, shift) = kernels::normalizing_affine(
+            &host(&gamma),
+            &host(&beta),
+            &self.mean,
+            &self.var,
+            self.epsilon,
+        );
+        states.save(out_node, affine(&x, &scale, &shift));
+    }
+}
+
 impl Backward<Flex, 3> for BatchNormTrainBackward {
     type State = TrainState;
 
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
         let dy = grads.consume::<Flex>(&ops.node);
         let s = &ops.state;
-        let gamma = host(&s.gamma);
-        let grads_of = with_f32(&s.x, |x| {
+        let x: FloatTensor<Flex> = checkpointer.retrieve_node_output(s.x);
+        let gamma = host(&checkpointer.retrieve_node_output::<FloatTensor<Flex>>(s.gamma));
+        let grads_of = with_f32(&x, |xs| {
             with_f32(&dy, |dy| {
-                kernels::train_backward(layout(&s.x), x, dy, &gamma, &s.mean, &s.var, s.epsilon)
+                kernels::train_backward(layout(&x), xs, dy, &gamma, &s.mean, &s.var, s.epsilon)
             })
         });
-        register(&ops, grads, &s.x, grads_of);
+        register(&ops, grads, &x, grads_of);
     }
 }
 
@@ -178,9 +220,21 @@ impl<C: CheckpointStrategy> BatchNormBackend for Autodiff<Flex, C> {
         epsilon: f64,
     ) -> FloatTensor<Self> {
         let statistics = statistics.into_primitive();
+        let (mean, var) = split_statistics(&statistics);
+        let epsilon_f32 = epsilon as f32;
+        let retro = RetroBatchNorm {
+            x: x.id(),
+            gamma: gamma.id(),
+            beta: beta.id(),
+            mean: mean.clone(),
+            var: var.clone(),
+            epsilon: epsilon_f32,
+        };
         let prep = BatchNormTrainBackward
             .prepare::<C>([x.node(), gamma.node(), beta.node()])
-            .compute_bound()
+            .memory_bound()
+            .retro_forward(retro)
+            .parents([&x, &gamma, &beta])
             .stateful();
         let forward = |x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>| {
             Flex::batch_norm_train(
@@ -192,14 +246,13 @@ impl<C: CheckpointStrategy> BatchNormBackend for Autodiff<Flex, C> {
             )
         };
         match prep {
-            OpsKind::Tracked(prep) => {
-                let (mean, var) = split_statistics(&statistics);
+            OpsKind::Tracked(mut prep) => {
                 let state = TrainState {
-                    x: x.primitive().clone(),
-                    gamma: gamma.primitive().clone(),
+                    x: prep.checkpoint(&x),
+                    gamma: prep.checkpoint(&gamma),
                     mean,
                     var,
-                    epsilon: epsilon as f32,
+                    epsilon: epsilon_f32,
                 };
                 prep.finish(state, forward(x, gamma, beta))
             }

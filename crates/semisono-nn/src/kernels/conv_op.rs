@@ -11,7 +11,7 @@ use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::autodiff::Autodiff;
+use burn::backend::autodiff::{Autodiff, NodeId};
 use burn::backend::ops::{FloatTensorOps, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{
@@ -141,21 +141,28 @@ fn with_optional_f32<R>(t: Option<&FloatTensor<Flex>>, f: impl FnOnce(Option<&[f
 #[derive(Debug)]
 struct GemmConvBackward<const N: usize>;
 
-/// What the backward needs: the forward's input and weight (shared, not copied: flex tensors are
-/// reference-counted) and the geometry.
+/// What the backward needs: the forward's input and weight through the checkpointer (kept, or
+/// recomputed where gradient checkpointing marks the input's op memory-bound) and the geometry.
 #[derive(Clone, Debug)]
 struct GemmConvState {
-    x: FloatTensor<Flex>,
-    weight: FloatTensor<Flex>,
+    x: NodeId,
+    weight: NodeId,
     geom: Conv2dGeom,
 }
 
 impl<const N: usize> Backward<Flex, N> for GemmConvBackward<N> {
     type State = GemmConvState;
 
-    fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, _: &mut Checkpointer) {
+    fn backward(
+        self,
+        ops: Ops<Self::State, N>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
         let dy = grads.consume::<Flex>(&ops.node);
         let GemmConvState { x, weight, geom } = ops.state;
+        let x: FloatTensor<Flex> = checkpointer.retrieve_node_output(x);
+        let weight: FloatTensor<Flex> = checkpointer.retrieve_node_output(weight);
         let to_flex = |values: Vec<f32>, shape: Vec<usize>| flex_tensor(values, shape, &dy);
         let [x_shape, w_shape] = [&x, &weight].map(|t| t.shape().to_vec());
         with_f32(&dy, |dy| {
@@ -237,11 +244,6 @@ fn tracked_conv2d<C: CheckpointStrategy>(
         // Burn's own differentiable conv2d for what the kernels do not cover.
         None => return Autodiff::<Flex, C>::conv2d(x, weight, bias, options),
     };
-    let state = GemmConvState {
-        x: x.primitive().clone(),
-        weight: weight.primitive().clone(),
-        geom,
-    };
     let forward = |x: FloatTensor<Autodiff<Flex, C>>,
                    weight: FloatTensor<Autodiff<Flex, C>>,
                    bias: Option<FloatTensor<Autodiff<Flex, C>>>| {
@@ -259,7 +261,14 @@ fn tracked_conv2d<C: CheckpointStrategy>(
             .compute_bound()
             .stateful()
         {
-            OpsKind::Tracked(prep) => prep.finish(state, forward(x, weight, Some(bias))),
+            OpsKind::Tracked(mut prep) => {
+                let state = GemmConvState {
+                    x: prep.checkpoint(&x),
+                    weight: prep.checkpoint(&weight),
+                    geom,
+                };
+                prep.finish(state, forward(x, weight, Some(bias)))
+            }
             OpsKind::UnTracked(prep) => prep.finish(forward(x, weight, Some(bias))),
         },
         None => match GemmConvBackward::<2>
@@ -267,7 +276,14 @@ fn tracked_conv2d<C: CheckpointStrategy>(
             .compute_bound()
             .stateful()
         {
-            OpsKind::Tracked(prep) => prep.finish(state, forward(x, weight, None)),
+            OpsKind::Tracked(mut prep) => {
+                let state = GemmConvState {
+                    x: prep.checkpoint(&x),
+                    weight: prep.checkpoint(&weight),
+                    geom,
+                };
+                prep.finish(state, forward(x, weight, None))
+            }
             OpsKind::UnTracked(prep) => prep.finish(forward(x, weight, None)),
         },
     }

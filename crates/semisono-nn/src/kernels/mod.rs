@@ -9,6 +9,9 @@
 //! generic) single-threaded or many-pass ops the same way: [`batch_norm_op`] (over the kernels of
 //! [`batch_norm`]), [`bilinear_op`], [`max_pool_op`], [`activation_op`] (ReLU, leaky ReLU) and
 //! [`cat_op`] (inference's channel concatenation); each has a test against Burn's op in `tests/`.
+//! The autodiff ops read what their backward needs through Burn's checkpointer, so that with
+//! gradient checkpointing (the CPU training device) BatchNorm and the activations are recomputed
+//! instead of kept; `semisono-train`'s methods test checks the weights come out bit-identical.
 //! The functions here wrap the conv kernels for `Tensor<4>`: they read the tensor to the host, run
 //! the kernel and build a new tensor on the same device, so they are for tests and benchmarks.
 
@@ -24,7 +27,14 @@ pub mod conv_op;
 pub mod max_pool_op;
 pub mod profile;
 
+use burn::backend::autodiff::checkpoint::strategy::{CheckpointStrategy, NoCheckpointing};
 use burn::tensor::{Tensor, TensorData};
+
+/// Whether autodiff runs with gradient checkpointing (Burn's balanced strategy: memory-bound ops
+/// such as BatchNorm and ReLU are recomputed in the backward instead of kept).
+pub(crate) fn checkpointing<C: CheckpointStrategy>() -> bool {
+    std::any::TypeId::of::<C>() != std::any::TypeId::of::<NoCheckpointing>()
+}
 
 pub use conv2d::Conv2dGeom;
 
