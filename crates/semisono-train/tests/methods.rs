@@ -155,13 +155,9 @@ fn gradient_checkpointing_trains_bit_identically() {
             run_steps_on(device, method, Task::Both, 3, |_| {})
                 .iter()
                 .map(|l| {
-                    format!(
-                        "{:?}",
-                        l.losses
-                            .iter()
-                            .map(|(k, v)| (k, v.to_bits()))
-                            .collect::<Vec<_>>()
-                    )
+                    (l.losses.iter())
+                        .map(|&(name, v)| (name, v.to_bits()))
+                        .collect::<Vec<_>>()
                 })
                 .collect::<Vec<_>>()
         };

@@ -302,10 +302,11 @@ fn transform_output(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn random(n: usize, seed: u64) -> Vec<f32> {
+    /// `n` values in [-1, 1) from an xorshift generator seeded with `seed`.
+    pub(in crate::kernels::conv2d) fn random(n: usize, seed: u64) -> Vec<f32> {
         let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
         (0..n)
             .map(|_| {

@@ -19,7 +19,8 @@ use crate::kernels::{zeroed, Scratch};
 
 /// Fewest input and output channels each side that take this path.
 const MIN_CHANNELS: usize = 32;
-/// Smallest output plane (Ho·Wo) that takes this path: each GEMM's depth is one image's tiles.
+/// Smallest output plane (Ho·Wo) that takes this path: the GEMMs' depth is at most one image's
+/// tiles (64 at 16x16); smaller planes were not measured and keep the tap GEMMs.
 const MIN_PLANE: usize = 16 * 16;
 
 /// Whether the weight gradient takes the Winograd path: 3x3, stride 1, no dilation, padding at
@@ -160,20 +161,9 @@ fn transform_output_grad(
 
 #[cfg(test)]
 mod tests {
+    use super::super::winograd::tests::random;
     use super::*;
     use crate::kernels::with_threads;
-
-    fn random(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-            })
-            .collect()
-    }
 
     /// The weight gradient by its definition in f64, and Σ|dy·x| per weight (the scale of its
     /// rounding error).
