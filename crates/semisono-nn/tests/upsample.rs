@@ -8,11 +8,12 @@ use semisono_nn::nets::unet::upsample_bilinear;
 
 type Resize = fn(Tensor<4>, [usize; 2]) -> Tensor<4>;
 
-/// Output and input gradient of `(resize(x) · g).sum()`.
+/// Output and input gradient of `(resize(x)² · g).sum()`: the square's backward reads the resize,
+/// which under gradient checkpointing is recomputed.
 fn run(resize: Resize, x: &Tensor<4>, g: &Tensor<4>, size: [usize; 2]) -> (Vec<f32>, Vec<f32>) {
     let x = x.clone().require_grad();
     let y = resize(x.clone(), size);
-    let grads = (y.clone() * g.clone()).sum().backward();
+    let grads = (y.clone() * y.clone() * g.clone()).sum().backward();
     let dx = x.grad(&grads).expect("x gradient");
     let host = |t: Tensor<4>| t.try_into_vec_as::<f32>().unwrap();
     (host(y.detach()), host(dx))
@@ -28,9 +29,16 @@ fn assert_close(what: &str, got: &[f32], want: &[f32]) {
     }
 }
 
+/// Also under gradient checkpointing, where the backward recomputes the resize.
 #[test]
 fn matches_interpolate_values_and_gradients() {
-    let dev = Device::flex().autodiff();
+    let plain = Device::flex().autodiff();
+    for dev in [plain.clone(), plain.gradient_checkpointing()] {
+        matches_interpolate_on(&dev);
+    }
+}
+
+fn matches_interpolate_on(dev: &Device) {
     dev.seed(3);
     for (x_shape, size) in [
         ([2, 3, 8, 8], [16, 16]),
@@ -40,16 +48,16 @@ fn matches_interpolate_values_and_gradients() {
         ([1, 1, 1, 3], [4, 6]),
         ([2, 5, 40, 30], [80, 60]),
     ] {
-        let x = Tensor::<4>::random(x_shape, Distribution::Normal(0.0, 1.0), &dev);
+        let x = Tensor::<4>::random(x_shape, Distribution::Normal(0.0, 1.0), dev);
         let [n, c, _, _] = x_shape;
         let g = Tensor::<4>::random(
             [n, c, size[0], size[1]],
             Distribution::Normal(0.0, 1.0),
-            &dev,
+            dev,
         );
         let (y, dx) = run(upsample_bilinear, &x, &g, size);
         let (y_ref, dx_ref) = run(upsample_bilinear_reference, &x, &g, size);
-        let at = format!("{x_shape:?} -> {size:?}");
+        let at = format!("{x_shape:?} -> {size:?} on {dev:?}");
         assert_close(&format!("{at}: values"), &y, &y_ref);
         assert_close(&format!("{at}: input gradient"), &dx, &dx_ref);
     }

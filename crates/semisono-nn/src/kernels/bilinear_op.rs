@@ -6,10 +6,12 @@
 //! backward for 8x64x64² -> 128² in `bench --ops`.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::retro_forward::RetroForward;
+use burn::backend::autodiff::checkpoint::state::BackwardStates;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::autodiff::Autodiff;
+use burn::backend::autodiff::{Autodiff, NodeId};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Backend, Dispatch, Flex, TensorMetadata};
 use burn::tensor::module::interpolate;
@@ -165,15 +167,36 @@ impl Backward<Flex, 1> for BilinearBackward {
     }
 }
 
+/// The resize rerun in the backward, under gradient checkpointing.
+#[derive(Debug)]
+struct RetroBilinear {
+    input: NodeId,
+    size: [usize; 2],
+}
+
+impl RetroForward for RetroBilinear {
+    fn forward(&self, states: &mut BackwardStates, out_node: NodeId) {
+        let x: FloatTensor<Flex> = states.get_state(&self.input);
+        states.save(out_node, Flex::bilinear_align_corners(x, self.size));
+    }
+}
+
 impl<C: CheckpointStrategy> BilinearBackend for Autodiff<Flex, C> {
     fn bilinear_align_corners(x: FloatTensor<Self>, size: [usize; 2]) -> FloatTensor<Self> {
         let state = (
             resize_of(x.primitive(), size),
             x.primitive().shape().to_vec(),
         );
+        // Memory-bound: under gradient checkpointing a convolution reading the (4x larger)
+        // up-sampled features has them recomputed from the input instead of kept.
         match BilinearBackward
             .prepare::<C>([x.node()])
-            .compute_bound()
+            .memory_bound()
+            .retro_forward(RetroBilinear {
+                input: x.id(),
+                size,
+            })
+            .parents([&x])
             .stateful()
         {
             OpsKind::Tracked(prep) => prep.finish(

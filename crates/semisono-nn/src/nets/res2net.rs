@@ -8,6 +8,7 @@
 //! therefore map key for key at `width_multiplier = 1`.
 
 use crate::kernels::activation_op::relu;
+use crate::kernels::cat_op::cat_channels;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
@@ -281,7 +282,7 @@ impl Bottle2neck {
         }
         let out = self
             .conv3
-            .forward_bn(&self.bn3, Activation::Identity, Tensor::cat(outputs, 1));
+            .forward_bn(&self.bn3, Activation::Identity, cat_channels(outputs));
         let shortcut = run_sequential(&self.downsample, x);
         relu(out + shortcut)
     }
