@@ -149,7 +149,7 @@ pub fn cat_channels(parts: Vec<Tensor<4>>) -> Tensor<4> {
     }
     let joined = parts
         .into_iter()
-        .reduce(|a, b| <Dispatch as CatBackend>::cat_channels2(a, b))
+        .reduce(<Dispatch as CatBackend>::cat_channels2)
         .expect("two parts or more");
     Tensor::from_dispatch(joined)
 }
