@@ -59,3 +59,29 @@ fn dropout_keeps_about_keep_scaled_and_is_seeded() {
     );
     assert_eq!(host(dropout(&frozen, x)), xs, "frozen layer");
 }
+
+/// The flex op (mask made where used, recomputed in the backward under gradient checkpointing)
+/// against a mask tensor and Burn's multiply: values and input gradients of `(y² · g).sum()` bit
+/// for bit, with and without checkpointing (the square's backward reads `y`).
+#[test]
+fn hashed_dropout_matches_a_mask_tensor_with_and_without_checkpointing() {
+    use semisono_nn::kernels::dropout_op::{hashed_dropout, hashed_dropout_reference};
+    type Dropout = fn(Tensor<3>, u64, f64) -> Tensor<3>;
+    let plain = Device::flex().autodiff();
+    for dev in [plain.clone(), plain.gradient_checkpointing()] {
+        dev.seed(1);
+        let x = Tensor::<3>::random([3, 70, 513], Distribution::Normal(0.0, 1.0), &dev);
+        let g = Tensor::<3>::random([3, 70, 513], Distribution::Normal(0.0, 1.0), &dev);
+        let run = |drop: Dropout| {
+            let x = x.clone().require_grad();
+            let y = drop(x.clone(), 0x5EED, 0.75);
+            let grads = (y.clone() * y.clone() * g.clone()).sum().backward();
+            (host(y.detach()), host(x.grad(&grads).unwrap()))
+        };
+        assert_eq!(
+            run(hashed_dropout),
+            run(hashed_dropout_reference),
+            "{dev:?}"
+        );
+    }
+}

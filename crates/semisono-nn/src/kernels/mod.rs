@@ -24,6 +24,7 @@ pub mod cat_op;
 pub mod conv2d;
 pub mod conv_bn_op;
 pub mod conv_op;
+pub mod dropout_op;
 pub mod max_pool_op;
 pub mod profile;
 

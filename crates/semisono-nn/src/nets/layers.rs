@@ -6,10 +6,11 @@ use burn::nn::conv::Conv2dConfig;
 use burn::nn::pool::AvgPool2d;
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d, Relu};
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{Device, Distribution, Tensor, TensorData};
+use burn::tensor::{Device, Distribution, Tensor};
 
 pub use crate::kernels::batch_norm_op::batch_norm;
 pub use crate::kernels::conv2d::Activation;
+use crate::kernels::dropout_op::hashed_dropout;
 use crate::kernels::{conv_bn_op, conv_op};
 
 /// A 2-D convolution (groups 1, symmetric padding) whose backward runs the GEMM kernels on
@@ -150,38 +151,17 @@ pub(crate) fn new_batch_norm(channels: usize, device: &Device) -> BatchNorm {
 
 /// `layer.forward(x)` with a cheaper mask: Burn's draws a Bernoulli tensor with ChaCha on one
 /// thread and multiplies twice (6% of the reference U-Net's training step, docs/benchmarks.md);
-/// here a counter-based hash of the element index fills the mask `{0, 1/keep}` on every core and
-/// one multiply applies it. The hash's seed is one draw from the device's RNG, so the per-step
-/// seed still decides every mask (a resumed run draws the same ones) and the thread count does not.
+/// here a counter-based hash of the element index gives the mask `{0, 1/keep}` on every core, where
+/// it is used ([`hashed_dropout`]: never stored, and recomputed in the backward). The hash's seed is
+/// one draw from the device's RNG, so the per-step seed still decides every mask (a resumed run
+/// draws the same ones) and the thread count does not.
 pub fn dropout<const D: usize>(layer: &burn::nn::Dropout, x: Tensor<D>) -> Tensor<D> {
     if !layer.training.is_enabled() || !x.device().is_autodiff() || layer.prob == 0.0 {
         return x;
     }
-    let device = x.device();
-    let draw = Tensor::<1>::random([2], Distribution::Uniform(0.0, 1.0), &device)
+    let draw = Tensor::<1>::random([2], Distribution::Uniform(0.0, 1.0), &x.device())
         .try_into_vec_as::<f32>()
         .expect("f32 random draw");
     let seed = (u64::from(draw[0].to_bits()) << 32) | u64::from(draw[1].to_bits());
-    let keep = 1.0 - layer.prob;
-    let shape = x.shape();
-    let mut mask = vec![0.0f32; shape.num_elements()];
-    keep_mask(seed, keep, &mut mask);
-    x * Tensor::from_data(TensorData::new(mask, shape), &device)
-}
-
-/// Fills `mask[i]` with `1/keep` where the hash of `(seed, i)` falls under `keep`, else 0.
-fn keep_mask(seed: u64, keep: f64, mask: &mut [f32]) {
-    use rayon::prelude::*;
-    const CHUNK: usize = 1 << 16;
-    let threshold = (keep * (1u64 << 24) as f64) as u64;
-    let scale = (1.0 / keep) as f32;
-    mask.par_chunks_mut(CHUNK)
-        .enumerate()
-        .for_each(|(c, part)| {
-            for (j, m) in part.iter_mut().enumerate() {
-                let mut state = seed ^ ((c * CHUNK + j) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                let z = semisono_rng::splitmix64(&mut state);
-                *m = if (z >> 40) < threshold { scale } else { 0.0 };
-            }
-        });
+    hashed_dropout(x, seed, 1.0 - layer.prob)
 }
