@@ -163,9 +163,9 @@ pub fn device_by_name(name: &str) -> Result<Device> {
 }
 
 /// The CPU training device: flex under autodiff with gradient checkpointing (Burn's balanced
-/// strategy), so that BatchNorm, ReLU and the other memory-bound ops are recomputed in the backward
-/// instead of kept: the paper-size Hermes step peaked at 7.5 GB instead of 11.0 GB in the same
-/// time (docs/benchmarks.md). `SEMISONO_CHECKPOINTING=0` keeps every activation instead (for
+/// strategy), so that BatchNorm, ReLU, concatenations, up-sampling and dropout are recomputed in
+/// the backward instead of kept: the paper-size Hermes step peaked at 5.6 GB instead of 11.0 GB in
+/// the same time (docs/benchmarks.md). `SEMISONO_CHECKPOINTING=0` keeps every activation instead (for
 /// comparisons); the weights come out bit-identical either way.
 pub fn cpu_device() -> Device {
     let autodiff = Device::flex().autodiff();
