@@ -318,6 +318,34 @@ pub(super) mod tests {
             .collect()
     }
 
+    /// Two images through a 3x3 stride-1 convolution with `pad` on each side.
+    pub(in crate::kernels::conv2d) fn conv3x3([c_in, c_out, h, w, pad]: [usize; 5]) -> Conv2dGeom {
+        Conv2dGeom {
+            batch: 2,
+            c_in,
+            h_in: h,
+            w_in: w,
+            c_out,
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [pad; 2],
+            dilation: [1, 1],
+        }
+    }
+
+    /// Each of `got` within 2e-6 of the f64 `want`, relative to `mag` (Σ of the terms' magnitudes).
+    pub(in crate::kernels::conv2d) fn assert_near(
+        got: &[f32],
+        want: &[f64],
+        mag: &[f64],
+        what: &str,
+    ) {
+        for (i, ((&a, &b), &m)) in got.iter().zip(want).zip(mag).enumerate() {
+            let err = (f64::from(a) - b).abs();
+            assert!(err <= 2e-6 * m.max(1.0), "{what}: value {i} {a} vs {b}");
+        }
+    }
+
     /// The convolution by its definition in f64, and Σ|w·x| per output (the scale of its
     /// rounding error).
     fn reference(g: &Conv2dGeom, x: &[f32], w: &[f32]) -> (Vec<f64>, Vec<f64>) {
@@ -357,26 +385,16 @@ pub(super) mod tests {
     /// (bit for bit alike).
     #[test]
     fn matches_the_definition_and_does_not_depend_on_blocks_or_threads() {
-        for (c_in, c_out, h, w, pad) in [
-            (64, 96, 13, 12, 1),
-            (96, 64, 15, 14, 0),
-            (64, 100, 11, 10, 2),
+        for shape in [
+            [64, 96, 13, 12, 1],
+            [96, 64, 15, 14, 0],
+            [64, 100, 11, 10, 2],
         ] {
-            let g = Conv2dGeom {
-                batch: 2,
-                c_in,
-                h_in: h,
-                w_in: w,
-                c_out,
-                kernel: [3, 3],
-                stride: [1, 1],
-                padding: [pad; 2],
-                dilation: [1, 1],
-            };
+            let g = conv3x3(shape);
             assert!(suits(&g));
             let x = random(g.x_len(), 1);
             let wt = random(g.w_len(), 2);
-            let u = Transformed::new(&wt, c_out, c_in);
+            let u = Transformed::new(&wt, g.c_out, g.c_in);
             let (want, mag) = reference(&g, &x, &wt);
             let (in_img, out_img) = (g.x_len() / 2, g.y_len() / 2);
             let mut first: Option<Vec<f32>> = None;
@@ -390,13 +408,7 @@ pub(super) mod tests {
                     let image = &x[img * in_img..][..in_img];
                     conv_in_blocks(&u, &g, image, out, parallelism, budget);
                 }
-                for (i, ((&a, &b), &m)) in got.iter().zip(&want).zip(&mag).enumerate() {
-                    let err = (f64::from(a) - b).abs();
-                    assert!(
-                        err <= 2e-6 * m.max(1.0),
-                        "{g:?} budget {budget}: output {i} {a} vs {b}"
-                    );
-                }
+                assert_near(&got, &want, &mag, &format!("{g:?} budget {budget}"));
                 match &first {
                     None => first = Some(got),
                     Some(f) => assert!(f.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits())),

@@ -161,7 +161,7 @@ fn transform_output_grad(
 
 #[cfg(test)]
 mod tests {
-    use super::super::winograd::tests::random;
+    use super::super::winograd::tests::{assert_near, conv3x3, random};
     use super::*;
     use crate::kernels::with_threads;
 
@@ -199,35 +199,19 @@ mod tests {
     /// tiles), whole images and one tile row per block; bit for bit alike on 1-3 threads.
     #[test]
     fn matches_the_definition_on_any_thread_count() {
-        for (c_in, c_out, h, w, pad) in [
-            (32, 40, 17, 16, 1),
-            (40, 32, 18, 19, 0),
-            (33, 32, 15, 17, 2),
+        for shape in [
+            [32, 40, 17, 16, 1],
+            [40, 32, 18, 19, 0],
+            [33, 32, 15, 17, 2],
         ] {
-            let g = Conv2dGeom {
-                batch: 2,
-                c_in,
-                h_in: h,
-                w_in: w,
-                c_out,
-                kernel: [3, 3],
-                stride: [1, 1],
-                padding: [pad; 2],
-                dilation: [1, 1],
-            };
+            let g = conv3x3(shape);
             assert!(suits(&g));
             let x = random(g.x_len(), 3);
             let dy = random(g.y_len(), 4);
             let (want, mag) = reference(&g, &x, &dy);
             for budget in [BLOCK_BUDGET, 1] {
                 let one = with_threads(1, || w_grad_in_blocks(&g, &x, &dy, budget));
-                for (i, ((&a, &b), &m)) in one.iter().zip(&want).zip(&mag).enumerate() {
-                    let err = (f64::from(a) - b).abs();
-                    assert!(
-                        err <= 2e-6 * m.max(1.0),
-                        "{g:?} budget {budget}: weight {i} {a} vs {b}"
-                    );
-                }
+                assert_near(&one, &want, &mag, &format!("{g:?} budget {budget}"));
                 for threads in [2, 3] {
                     let got = with_threads(threads, || w_grad_in_blocks(&g, &x, &dy, budget));
                     assert!(
