@@ -7,11 +7,12 @@
 //! [`conv_op`] puts them under autodiff as a Burn backend extension; every convolution of the
 //! networks goes through [`conv_op::conv2d`]. The other extensions replace flex's (or Burn's
 //! generic) single-threaded or many-pass ops the same way: [`batch_norm_op`] (over the kernels of
-//! [`batch_norm`]), [`bilinear_op`], [`max_pool_op`], [`activation_op`] (ReLU, leaky ReLU) and
-//! [`cat_op`] (inference's channel concatenation); each has a test against Burn's op in `tests/`.
-//! The autodiff ops read what their backward needs through Burn's checkpointer, so that with
-//! gradient checkpointing (the CPU training device) BatchNorm and the activations are recomputed
-//! instead of kept; `semisono-train`'s methods test checks the weights come out bit-identical.
+//! [`batch_norm`]), [`bilinear_op`], [`max_pool_op`], [`activation_op`] (ReLU, leaky ReLU),
+//! [`cat_op`] (channel concatenation) and [`dropout_op`]; each has a test against Burn's op in
+//! `tests/`. The autodiff ops read what their backward needs through Burn's checkpointer, so that
+//! with gradient checkpointing (the CPU training device) BatchNorm, the activations, concatenations,
+//! up-sampling and dropout are recomputed instead of kept; `semisono-train`'s methods test checks
+//! the weights come out bit-identical.
 //! The functions here wrap the conv kernels for `Tensor<4>`: they read the tensor to the host, run
 //! the kernel and build a new tensor on the same device, so they are for tests and benchmarks.
 
