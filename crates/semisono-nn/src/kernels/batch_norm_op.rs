@@ -6,7 +6,7 @@
 //!
 //! Under gradient checkpointing (Burn's balanced strategy, the CPU training device) the training
 //! batch norm is memory-bound: its output is not kept but recomputed in the backward from the
-//! input and the forward's batch statistics ([`RetroBatchNorm`]), and its backward reads the input
+//! input and the forward's batch statistics (`RetroBatchNorm`), and its backward reads the input
 //! through the checkpointer. Without checkpointing the checkpointer simply keeps the input.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
