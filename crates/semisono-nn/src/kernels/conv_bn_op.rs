@@ -46,7 +46,7 @@ impl ConvAffineBackend for Flex {
 }
 
 /// `activation(bn(conv2d(x, weight, bias)))`: one fused kernel call on a plain flex device (f32,
-/// groups 1, symmetric padding, at least [`GEMM_FORWARD_MIN_C_OUT`] output channels), the three
+/// groups 1, symmetric padding, at least `GEMM_FORWARD_MIN_C_OUT` output channels), the three
 /// ops otherwise (training, autodiff, other backends).
 pub fn conv_bn_activation(
     x: Tensor<4>,
