@@ -9,8 +9,6 @@
 //! convolution's output (two activations per layer otherwise, as in PyTorch).
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::retro_forward::RetroForward;
-use burn::backend::autodiff::checkpoint::state::BackwardStates;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
@@ -21,7 +19,7 @@ use burn::backend::{backend_extension, Backend, Dispatch, Flex, TensorMetadata};
 use burn::tensor::{DType, Tensor};
 
 use super::conv_op::{flex_tensor, on_flex, with_f32};
-use super::{checkpointing, collect_runs};
+use super::{checkpointing, collect_runs, RetroUnary};
 
 /// The custom op; only flex and autodiff-over-flex implement it ([`leaky_relu`] routes nothing
 /// else here).
@@ -87,19 +85,6 @@ enum ReluState {
     Input(NodeId),
 }
 
-/// ReLU rerun in the backward, under gradient checkpointing.
-#[derive(Debug)]
-struct RetroRelu {
-    input: NodeId,
-}
-
-impl RetroForward for RetroRelu {
-    fn forward(&self, states: &mut BackwardStates, out_node: NodeId) {
-        let x: FloatTensor<Flex> = states.get_state(&self.input);
-        states.save(out_node, Flex::fused_relu(x));
-    }
-}
-
 impl Backward<Flex, 1> for ReluBackward {
     type State = ReluState;
 
@@ -138,20 +123,6 @@ impl Backward<Flex, 1> for ReluBackward {
 
 #[derive(Debug)]
 struct LeakyReluBackward;
-
-/// Leaky ReLU rerun in the backward, under gradient checkpointing.
-#[derive(Debug)]
-struct RetroLeakyRelu {
-    input: NodeId,
-    slope: f64,
-}
-
-impl RetroForward for RetroLeakyRelu {
-    fn forward(&self, states: &mut BackwardStates, out_node: NodeId) {
-        let x: FloatTensor<Flex> = states.get_state(&self.input);
-        states.save(out_node, Flex::leaky_relu(x, self.slope.into()));
-    }
-}
 
 impl Backward<Flex, 1> for LeakyReluBackward {
     /// The forward's input through the checkpointer, and the slope.
@@ -205,7 +176,10 @@ impl<C: CheckpointStrategy> LeakyReluBackend for Autodiff<Flex, C> {
         match ReluBackward
             .prepare::<C>([x.node()])
             .memory_bound()
-            .retro_forward(RetroRelu { input: x.id() })
+            .retro_forward(RetroUnary {
+                input: x.id(),
+                op: Flex::fused_relu,
+            })
             .parents([&x])
             .stateful()
         {
@@ -227,9 +201,9 @@ impl<C: CheckpointStrategy> LeakyReluBackend for Autodiff<Flex, C> {
         match LeakyReluBackward
             .prepare::<C>([x.node()])
             .memory_bound()
-            .retro_forward(RetroLeakyRelu {
+            .retro_forward(RetroUnary {
                 input: x.id(),
-                slope,
+                op: move |x| Flex::leaky_relu(x, slope.into()),
             })
             .parents([&x])
             .stateful()

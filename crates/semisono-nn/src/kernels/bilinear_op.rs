@@ -6,12 +6,10 @@
 //! backward for 8x64x64² -> 128² in `bench --ops`.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::retro_forward::RetroForward;
-use burn::backend::autodiff::checkpoint::state::BackwardStates;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::autodiff::{Autodiff, NodeId};
+use burn::backend::autodiff::Autodiff;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Backend, Dispatch, Flex, TensorMetadata};
 use burn::tensor::module::interpolate;
@@ -20,7 +18,7 @@ use burn::tensor::{DType, Tensor};
 use rayon::prelude::*;
 
 use super::conv_op::{flex_tensor, on_flex, with_f32};
-use super::zeroed;
+use super::{zeroed, RetroUnary};
 
 /// One output coordinate's two source neighbours along an axis and the weight of the second.
 #[derive(Clone, Copy, Debug)]
@@ -167,20 +165,6 @@ impl Backward<Flex, 1> for BilinearBackward {
     }
 }
 
-/// The resize rerun in the backward, under gradient checkpointing.
-#[derive(Debug)]
-struct RetroBilinear {
-    input: NodeId,
-    size: [usize; 2],
-}
-
-impl RetroForward for RetroBilinear {
-    fn forward(&self, states: &mut BackwardStates, out_node: NodeId) {
-        let x: FloatTensor<Flex> = states.get_state(&self.input);
-        states.save(out_node, Flex::bilinear_align_corners(x, self.size));
-    }
-}
-
 impl<C: CheckpointStrategy> BilinearBackend for Autodiff<Flex, C> {
     fn bilinear_align_corners(x: FloatTensor<Self>, size: [usize; 2]) -> FloatTensor<Self> {
         let state = (
@@ -192,9 +176,9 @@ impl<C: CheckpointStrategy> BilinearBackend for Autodiff<Flex, C> {
         match BilinearBackward
             .prepare::<C>([x.node()])
             .memory_bound()
-            .retro_forward(RetroBilinear {
+            .retro_forward(RetroUnary {
                 input: x.id(),
-                size,
+                op: move |x| Flex::bilinear_align_corners(x, size),
             })
             .parents([&x])
             .stateful()

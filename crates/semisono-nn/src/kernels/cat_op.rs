@@ -136,11 +136,11 @@ impl<C: CheckpointStrategy> CatBackend for Autodiff<Flex, C> {
 /// `Tensor::cat(parts, 1)`. On flex (f32) two parts are copied in parallel; in training any number
 /// of parts goes through the memory-bound pairwise op (`((a, b), c), ...`).
 pub fn cat_channels(parts: Vec<Tensor<4>>) -> Tensor<4> {
-    let f32_flex = parts.len() >= 2 && parts.iter().all(|p| p.dtype() == DType::F32);
+    let f32_parts = parts.len() >= 2 && parts.iter().all(|p| p.dtype() == DType::F32);
     let tracked = parts.iter().filter(|p| p.device().is_autodiff()).count();
     let training = tracked == parts.len();
     let mixed = tracked != 0 && !training;
-    if !f32_flex || mixed || (parts.len() > 2 && !training) {
+    if !f32_parts || mixed || (parts.len() > 2 && !training) {
         return Tensor::cat(parts, 1);
     }
     let parts: Vec<_> = parts.into_iter().map(Tensor::into_dispatch).collect();

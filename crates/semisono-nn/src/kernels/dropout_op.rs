@@ -1,5 +1,5 @@
 //! Dropout as a Burn backend extension: `x · m` with the mask `m[i] ∈ {0, 1/keep}` a counter-based
-//! hash of `(seed, i)` ([`keep_factor`]). The forward hashes once and keeps the mask as bits (1/32
+//! hash of `(seed, i)` (`kept`). The forward hashes once and keeps the mask as bits (1/32
 //! of the activation); the backward (`dy · m`) and, under gradient checkpointing, the forward's
 //! rerun read the bits. The op is memory-bound there, so the convolution reading its output has
 //! it recomputed from the input instead of kept (Burn's `x * mask` keeps the f32 mask, and its
@@ -8,34 +8,23 @@
 use std::sync::Arc;
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::retro_forward::RetroForward;
-use burn::backend::autodiff::checkpoint::state::BackwardStates;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::autodiff::{Autodiff, NodeId};
+use burn::backend::autodiff::Autodiff;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Backend, Dispatch, Flex, TensorMetadata};
 use burn::tensor::{DType, Tensor};
 
-use super::collect_runs;
 use super::conv_op::{flex_tensor, on_flex, with_f32};
+use super::{collect_runs, RetroUnary};
 
-/// The mask value of element `i`: `1/keep` where the hash of `(seed, i)` falls under `keep`, else 0.
+/// Whether element `i` is kept: the top 24 bits of the hash of `(seed, i)` fall under
+/// `threshold` (`keep · 2²⁴`).
 #[inline]
-pub fn keep_factor(seed: u64, i: usize, threshold: u64, scale: f32) -> f32 {
+fn kept(seed: u64, i: usize, threshold: u64) -> bool {
     let mut state = seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    let z = semisono_rng::splitmix64(&mut state);
-    if (z >> 40) < threshold {
-        scale
-    } else {
-        0.0
-    }
-}
-
-/// `keep`'s threshold on the hash's top 24 bits and the kept values' scale `1/keep`.
-pub fn threshold_and_scale(keep: f64) -> (u64, f32) {
-    ((keep * (1u64 << 24) as f64) as u64, (1.0 / keep) as f32)
+    (semisono_rng::splitmix64(&mut state) >> 40) < threshold
 }
 
 /// The mask of `(seed, keep)` over `len` elements as bits (bit `i % 64` of word `i / 64` set where
@@ -50,7 +39,7 @@ impl MaskBits {
     fn new(len: usize, seed: u64, keep: f64) -> Self {
         use rayon::prelude::*;
         const WORDS_PER_TASK: usize = 512;
-        let (threshold, scale) = threshold_and_scale(keep);
+        let threshold = (keep * (1u64 << 24) as f64) as u64;
         let mut words = vec![0u64; len.div_ceil(64)];
         words
             .par_chunks_mut(WORDS_PER_TASK)
@@ -59,13 +48,26 @@ impl MaskBits {
                 for (w, word) in chunk.iter_mut().enumerate() {
                     let first = (task * WORDS_PER_TASK + w) * 64;
                     for (bit, i) in (first..(first + 64).min(len)).enumerate() {
-                        if keep_factor(seed, i, threshold, scale) != 0.0 {
+                        if kept(seed, i, threshold) {
                             *word |= 1 << bit;
                         }
                     }
                 }
             });
-        Self { words, scale }
+        Self {
+            words,
+            scale: (1.0 / keep) as f32,
+        }
+    }
+
+    /// `m[i]`: the scale where element `i` is kept, else 0.
+    #[inline]
+    fn factor(&self, i: usize) -> f32 {
+        if self.words[i / 64] >> (i % 64) & 1 == 1 {
+            self.scale
+        } else {
+            0.0
+        }
     }
 
     /// `values[i] · m[i]` over all of `values`, in parallel.
@@ -74,10 +76,15 @@ impl MaskBits {
         collect_runs(values.len(), RUN, 1, |run| {
             let at = run * RUN;
             let span = &values[at..(at + RUN).min(values.len())];
-            (at..).zip(span).map(move |(i, &v)| {
-                let kept = self.words[i / 64] >> (i % 64) & 1 == 1;
-                v * if kept { self.scale } else { 0.0 }
-            })
+            (at..).zip(span).map(move |(i, &v)| v * self.factor(i))
+        })
+    }
+
+    /// The mask itself, `m[0..len]`, in parallel.
+    fn factors(&self, len: usize) -> Vec<f32> {
+        const RUN: usize = 1 << 15;
+        collect_runs(len, RUN, 1, |run| {
+            (run * RUN..((run + 1) * RUN).min(len)).map(|i| self.factor(i))
         })
     }
 
@@ -120,20 +127,6 @@ impl Backward<Flex, 1> for DropoutBackward {
     }
 }
 
-/// The dropout rerun in the backward, under gradient checkpointing.
-#[derive(Debug)]
-struct RetroDropout {
-    input: NodeId,
-    mask: Arc<MaskBits>,
-}
-
-impl RetroForward for RetroDropout {
-    fn forward(&self, states: &mut BackwardStates, out_node: NodeId) {
-        let x: FloatTensor<Flex> = states.get_state(&self.input);
-        states.save(out_node, self.mask.apply_to(&x));
-    }
-}
-
 impl<C: CheckpointStrategy> DropoutBackend for Autodiff<Flex, C> {
     fn hashed_dropout(x: FloatTensor<Self>, seed: u64, keep: f64) -> FloatTensor<Self> {
         let mask = Arc::new(MaskBits::new(
@@ -141,9 +134,10 @@ impl<C: CheckpointStrategy> DropoutBackend for Autodiff<Flex, C> {
             seed,
             keep,
         ));
-        let retro = RetroDropout {
+        let rerun_mask = mask.clone();
+        let retro = RetroUnary {
             input: x.id(),
-            mask: mask.clone(),
+            op: move |x| rerun_mask.apply_to(&x),
         };
         let prep = DropoutBackward
             .prepare::<C>([x.node()])
@@ -177,10 +171,7 @@ pub fn hashed_dropout<const D: usize>(x: Tensor<D>, seed: u64, keep: f64) -> Ten
 /// [`hashed_dropout`] as a mask tensor and a multiply (other backends; the tests' reference).
 pub fn hashed_dropout_reference<const D: usize>(x: Tensor<D>, seed: u64, keep: f64) -> Tensor<D> {
     let shape = x.shape();
-    let (threshold, scale) = threshold_and_scale(keep);
-    let mask: Vec<f32> = (0..shape.num_elements())
-        .map(|i| keep_factor(seed, i, threshold, scale))
-        .collect();
+    let mask = MaskBits::new(shape.num_elements(), seed, keep).factors(shape.num_elements());
     let device = x.device();
     x * Tensor::from_data(burn::tensor::TensorData::new(mask, shape), &device)
 }

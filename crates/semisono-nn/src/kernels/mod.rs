@@ -29,8 +29,38 @@ pub mod dropout_op;
 pub mod max_pool_op;
 pub mod profile;
 
+use burn::backend::autodiff::checkpoint::retro_forward::RetroForward;
+use burn::backend::autodiff::checkpoint::state::BackwardStates;
 use burn::backend::autodiff::checkpoint::strategy::{CheckpointStrategy, NoCheckpointing};
+use burn::backend::autodiff::NodeId;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::Flex;
 use burn::tensor::{Tensor, TensorData};
+
+/// A one-input op rerun in the backward under gradient checkpointing: `op` of the input's
+/// (kept or itself recomputed) value. What the memory-bound element-wise ops register.
+pub(crate) struct RetroUnary<F> {
+    pub input: NodeId,
+    pub op: F,
+}
+
+impl<F> std::fmt::Debug for RetroUnary<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RetroUnary")
+            .field("input", &self.input)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F> RetroForward for RetroUnary<F>
+where
+    F: Fn(FloatTensor<Flex>) -> FloatTensor<Flex> + Send + 'static,
+{
+    fn forward(&self, states: &mut BackwardStates, out_node: NodeId) {
+        let x: FloatTensor<Flex> = states.get_state(&self.input);
+        states.save(out_node, (self.op)(x));
+    }
+}
 
 /// Whether autodiff runs with gradient checkpointing (Burn's balanced strategy: memory-bound ops
 /// such as BatchNorm and ReLU are recomputed in the backward instead of kept).
