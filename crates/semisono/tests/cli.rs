@@ -273,3 +273,61 @@ fn dicom_import_of_real_ultrasound_files() {
     assert_eq!(manifest.lines().count(), 3, "{manifest}");
     assert!(manifest.contains("pixel_spacing_mm"), "{manifest}");
 }
+
+/// `bench --unet --conv-profile` on a tiny U-Net: each case's child records its convolutions by
+/// pass (training all three passes, inference the forward only, saliency forward and input
+/// gradient), the report says gradient checkpointing is on; `--conv-profile` alone is refused.
+#[test]
+fn bench_unet_conv_profile_per_case() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let o = semisono(
+        &[
+            "bench",
+            "--unet",
+            "--conv-profile",
+            "--ops-batch",
+            "1",
+            "--ops-size",
+            "32",
+            "--unet-reps",
+            "1",
+            "--warmup",
+            "0",
+            "--threads",
+            "1",
+            "--json",
+            "u.json",
+        ],
+        d,
+    );
+    assert_ok(&o);
+    assert!(
+        stdout(&o).contains("gradient checkpointing on"),
+        "{}",
+        stdout(&o)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("u.json")).unwrap()).unwrap();
+    assert_eq!(report["gradient_checkpointing"], true);
+    let passes = |case: &str| -> Vec<String> {
+        let case = (report["cases"].as_array().unwrap().iter())
+            .find(|c| c["case"] == case)
+            .unwrap_or_else(|| panic!("no case {case}"));
+        let mut passes: Vec<String> = (case["conv_profile"].as_array().unwrap().iter())
+            .map(|row| row["pass"].as_str().unwrap().to_string())
+            .collect();
+        passes.sort();
+        passes.dedup();
+        passes
+    };
+    assert_eq!(
+        passes("train"),
+        ["bias grad", "forward", "input grad", "weight grad"]
+    );
+    assert_eq!(passes("infer"), ["forward"]);
+    assert_eq!(passes("saliency"), ["forward", "input grad"]);
+
+    let o = semisono(&["bench", "--conv-profile"], d);
+    assert_bad_input(&o, &["--conv-profile", "--unet"]);
+}
